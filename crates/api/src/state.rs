@@ -1,0 +1,12 @@
+//! What every handler shares: the pool, the credentials and the intake rules.
+
+use crate::auth::ServiceTokens;
+use cons_domain::IntakeLimits;
+use cons_store::Pool;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub service_tokens: ServiceTokens,
+    pub intake: IntakeLimits,
+}

@@ -1,0 +1,13 @@
+//! Everything that touches PostgreSQL: the pool, embedded migrations, the diesel schema
+//! and the repositories for tickets, their history and the outbox.
+
+mod error;
+pub mod migrate;
+pub mod outbox;
+pub mod pool;
+pub mod schema;
+pub mod settings;
+pub mod tickets;
+
+pub use error::StoreError;
+pub use pool::Pool;
