@@ -47,7 +47,9 @@ pub struct ServiceTokens {
 impl std::fmt::Debug for ServiceTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.tokens.iter().map(|(name, _)| name.as_str()).collect();
-        f.debug_struct("ServiceTokens").field("names", &names).finish()
+        f.debug_struct("ServiceTokens")
+            .field("names", &names)
+            .finish()
     }
 }
 
@@ -59,11 +61,17 @@ impl ServiceTokens {
             let (name, secret) = pair
                 .split_once(':')
                 .ok_or_else(|| "expected comma-separated name:secret pairs".to_owned())?;
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err("a service name must be letters, digits, - or _".into());
             }
             if secret.len() < 16 {
-                return Err(format!("the secret of service {name} must be at least 16 characters"));
+                return Err(format!(
+                    "the secret of service {name} must be at least 16 characters"
+                ));
             }
             tokens.push((name.to_owned(), digest(secret)));
         }
@@ -109,13 +117,22 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|token| !token.is_empty())
         .ok_or(ApiError::Unauthorized)?;
-    let name = state.service_tokens.find(token).ok_or(ApiError::Unauthorized)?;
+    let name = state
+        .service_tokens
+        .find(token)
+        .ok_or(ApiError::Unauthorized)?;
     tracing::Span::current().record("caller", name);
-    Ok(Caller::Service { name: name.to_owned() })
+    Ok(Caller::Service {
+        name: name.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -124,7 +141,8 @@ mod tests {
 
     #[test]
     fn tokens_parse_and_match_by_secret() {
-        let tokens = ServiceTokens::parse("site:0123456789abcdef, call-centre:fedcba9876543210").unwrap();
+        let tokens =
+            ServiceTokens::parse("site:0123456789abcdef, call-centre:fedcba9876543210").unwrap();
         assert_eq!(tokens.find("0123456789abcdef"), Some("site"));
         assert_eq!(tokens.find("fedcba9876543210"), Some("call-centre"));
         assert_eq!(tokens.find("0123456789abcde"), None);
@@ -145,6 +163,11 @@ mod tests {
         let client = Caller::Client { client_id: me };
         assert!(client.may_act_for(me));
         assert!(!client.may_act_for(Uuid::now_v7()));
-        assert!(Caller::Service { name: "site".into() }.may_act_for(me));
+        assert!(
+            Caller::Service {
+                name: "site".into()
+            }
+            .may_act_for(me)
+        );
     }
 }

@@ -48,7 +48,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             }
             let mut body = Vec::with_capacity(declared_length.unwrap_or(1024));
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| ApiError::MalformedJson("the body could not be read".into()))?;
+                let chunk = chunk
+                    .map_err(|_| ApiError::MalformedJson("the body could not be read".into()))?;
                 if body.len() + chunk.len() > BODY_LIMIT {
                     return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
                 }
@@ -66,7 +67,10 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<JsonBody<T>, ApiError> {
     let sha256 = canonical_sha256(&document);
     let value = serde_path_to_error::deserialize(document).map_err(|error| {
         let path = error.path().to_string();
-        let (field, reason) = describe(error.inner(), if path == "." { String::new() } else { path });
+        let (field, reason) = describe(
+            error.inner(),
+            if path == "." { String::new() } else { path },
+        );
         ApiError::invalid(if field.is_empty() { "body" } else { &field }, reason)
     })?;
     Ok(JsonBody { value, sha256 })
@@ -77,13 +81,23 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<JsonBody<T>, ApiError> {
 fn describe(error: &serde_json::Error, path: String) -> (String, String) {
     let message = error.to_string();
     let quoted = |prefix: &str| {
-        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
     };
-    let join = |field: String| if path.is_empty() { field } else { format!("{path}.{field}") };
+    let join = |field: String| {
+        if path.is_empty() {
+            field
+        } else {
+            format!("{path}.{field}")
+        }
+    };
     if let Some(field) = quoted("missing field `") {
         (join(field), "is required".into())
-    } else if let Some(field) = quoted("unknown field `") {
-        (join(field), "is not a known field".into())
+    } else if message.starts_with("unknown field `") {
+        // serde_path_to_error's path already ends with the unknown field.
+        (path, "is not a known field".into())
     } else if let Some((_, expected)) = message.split_once(", expected ") {
         (path, format!("must be {expected}"))
     } else {
@@ -163,8 +177,14 @@ mod tests {
 
     #[test]
     fn shape_errors_name_the_field_and_never_echo_the_value() {
-        assert_eq!(field_error(r#"{"inner": {}}"#), ("inner.phone".into(), "is required".into()));
-        assert_eq!(field_error(r#"{"inner": {"phone": "1", "x": 1}}"#).0, "inner.x");
+        assert_eq!(
+            field_error(r#"{"inner": {}}"#),
+            ("inner.phone".into(), "is required".into())
+        );
+        assert_eq!(
+            field_error(r#"{"inner": {"phone": "1", "x": 1}}"#).0,
+            "inner.x"
+        );
         let (field, reason) = field_error(r#"{"inner": {"phone": 998901234567}}"#);
         assert_eq!(field, "inner.phone");
         assert!(!reason.contains("998901234567"), "{reason}");
@@ -173,15 +193,27 @@ mod tests {
 
     #[test]
     fn malformed_json_is_not_a_validation_error() {
-        assert!(matches!(parse::<Outer>(b"{\"inner\": "), Err(ApiError::MalformedJson(_))));
-        assert!(matches!(parse::<Outer>(b"nope"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(
+            parse::<Outer>(b"{\"inner\": "),
+            Err(ApiError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            parse::<Outer>(b"nope"),
+            Err(ApiError::MalformedJson(_))
+        ));
     }
 
     #[test]
     fn the_fingerprint_ignores_key_order_and_white_space() {
-        let a = parse::<Value>(br#"{"b": 1, "a": {"y": [1, 2], "x": "z"}}"#).unwrap().sha256;
-        let b = parse::<Value>(br#"{"a":{"x":"z","y":[1,2]},"b":1}"#).unwrap().sha256;
-        let c = parse::<Value>(br#"{"a":{"x":"z","y":[2,1]},"b":1}"#).unwrap().sha256;
+        let a = parse::<Value>(br#"{"b": 1, "a": {"y": [1, 2], "x": "z"}}"#)
+            .unwrap()
+            .sha256;
+        let b = parse::<Value>(br#"{"a":{"x":"z","y":[1,2]},"b":1}"#)
+            .unwrap()
+            .sha256;
+        let c = parse::<Value>(br#"{"a":{"x":"z","y":[2,1]},"b":1}"#)
+            .unwrap()
+            .sha256;
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

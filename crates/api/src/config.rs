@@ -33,11 +33,18 @@ impl ApiConfig {
             .map_err(|reason| ConfigError::new("SERVICE_TOKENS", reason))?;
         let days: u16 = env.parse_or("TICKET_MAX_SCHEDULE_DAYS", 30, "a number of days")?;
         if days == 0 {
-            return Err(ConfigError::new("TICKET_MAX_SCHEDULE_DAYS", "must be at least 1"));
+            return Err(ConfigError::new(
+                "TICKET_MAX_SCHEDULE_DAYS",
+                "must be at least 1",
+            ));
         }
         Ok(ApiConfig {
             database: DatabaseConfig::from_env(env, PoolSettings::default())?,
-            bind: env.parse_or("API_BIND", SocketAddr::from(([0, 0, 0, 0], 7070)), "an address like 0.0.0.0:7070")?,
+            bind: env.parse_or(
+                "API_BIND",
+                SocketAddr::from(([0, 0, 0, 0], 7070)),
+                "an address like 0.0.0.0:7070",
+            )?,
             workers,
             service_tokens,
             intake: IntakeLimits {
@@ -58,7 +65,10 @@ mod tests {
         let config = ApiConfig::from_env(&Env::from_pairs([]).unwrap()).unwrap();
         assert_eq!(config.bind.to_string(), "0.0.0.0:7070");
         assert_eq!(config.intake.max_schedule_ahead, chrono::Duration::days(30));
-        assert_eq!(config.database.url, "postgres://postgres@localhost:5432/cons_backend");
+        assert_eq!(
+            config.database.url,
+            "postgres://postgres@localhost:5432/cons_backend"
+        );
     }
 
     #[test]
@@ -70,7 +80,8 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("API_WORKERS", "0"),
         ] {
-            let error = ApiConfig::from_env(&Env::from_pairs([(variable, value)]).unwrap()).unwrap_err();
+            let error =
+                ApiConfig::from_env(&Env::from_pairs([(variable, value)]).unwrap()).unwrap_err();
             assert_eq!(error.variable, variable);
         }
     }

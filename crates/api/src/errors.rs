@@ -96,7 +96,9 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,11 +122,18 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        if matches!(self, ApiError::IdempotencyKeyInFlight | ApiError::DatabaseUnavailable) {
+        if matches!(
+            self,
+            ApiError::IdempotencyKeyInFlight | ApiError::DatabaseUnavailable
+        ) {
             response.insert_header(("Retry-After", "1"));
         }
         response.json(ErrorEnvelope {
-            error: ErrorBody { code: self.code(), message: self.to_string(), details },
+            error: ErrorBody {
+                code: self.code(),
+                message: self.to_string(),
+                details,
+            },
         })
     }
 }
@@ -148,11 +157,31 @@ mod tests {
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::Forbidden, 403, "forbidden"),
             (ApiError::NotFound("ticket"), 404, "not_found"),
-            (ApiError::IdempotencyKeyInFlight, 409, "idempotency_key_in_flight"),
-            (ApiError::PayloadTooLarge { limit: 10 }, 413, "payload_too_large"),
-            (ApiError::UnsupportedMediaType, 415, "unsupported_media_type"),
-            (ApiError::invalid("ticket.importance", "must be 1, 2 or 3"), 422, "validation_failed"),
-            (ApiError::IdempotencyKeyReused, 422, "idempotency_key_reused"),
+            (
+                ApiError::IdempotencyKeyInFlight,
+                409,
+                "idempotency_key_in_flight",
+            ),
+            (
+                ApiError::PayloadTooLarge { limit: 10 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::invalid("ticket.importance", "must be 1, 2 or 3"),
+                422,
+                "validation_failed",
+            ),
+            (
+                ApiError::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
+            ),
             (ApiError::DatabaseUnavailable, 503, "database_unavailable"),
         ];
         for (error, status, code) in cases {
@@ -166,7 +195,10 @@ mod tests {
     #[actix_web::test]
     async fn validation_details_name_the_field() {
         let (_, body) = render(ApiError::invalid("client.phone_number", "must be E.164")).await;
-        assert_eq!(body["error"]["details"]["client.phone_number"], "must be E.164");
+        assert_eq!(
+            body["error"]["details"]["client.phone_number"],
+            "must be E.164"
+        );
     }
 
     #[actix_web::test]

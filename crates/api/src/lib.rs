@@ -59,7 +59,11 @@ fn routes(config: &mut ServiceConfig<'_>) {
 
 /// The OpenAPI document of every route, as registered.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, document) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts();
+    let (_, document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
     with_openapi_route(document)
 }
 
@@ -69,9 +73,17 @@ fn with_openapi_route(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi
     let operation = OperationBuilder::new()
         .tag("health")
         .summary(Some("This OpenAPI document"))
-        .response("200", ResponseBuilder::new().description("OpenAPI 3.1 JSON").build())
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("OpenAPI 3.1 JSON")
+                .build(),
+        )
         .build();
-    document.paths.paths.insert("/api/openapi.json".into(), PathItem::new(HttpMethod::Get, operation));
+    document.paths.paths.insert(
+        "/api/openapi.json".into(),
+        PathItem::new(HttpMethod::Get, operation),
+    );
     document
 }
 
@@ -88,21 +100,27 @@ pub fn app(
         InitError = (),
     >,
 > {
+    metrics::handle();
     let (app, document) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .app_data(web::Data::new(state))
-        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
         .app_data(
-            web::QueryConfig::default()
-                .error_handler(|_, _| ApiError::invalid("query", "is not a valid query string").into()),
+            web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()),
+        )
+        .app_data(
+            web::QueryConfig::default().error_handler(|_, _| {
+                ApiError::invalid("query", "is not a valid query string").into()
+            }),
         )
         .configure(routes)
         .split_for_parts();
     let document = with_openapi_route(document);
     app.service(web::redirect("/docs", "/docs/"))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document))
-        .default_service(web::to(|| async { HttpResponse::from_error(ApiError::NotFound("route")) }))
+        .default_service(web::to(|| async {
+            HttpResponse::from_error(ApiError::NotFound("route"))
+        }))
         .wrap(from_fn(metrics::track))
         .wrap(tracing_actix_web::TracingLogger::default())
 }
@@ -130,9 +148,13 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
     if config.service_tokens.is_empty() {
         tracing::warn!("SERVICE_TOKENS is empty: every ticket route will answer 401");
     }
-    let state = AppState { pool, service_tokens: config.service_tokens.clone(), intake: config.intake };
-    metrics::handle();
-    let listener = TcpListener::bind(config.bind).with_context(|| format!("could not bind {}", config.bind))?;
+    let state = AppState {
+        pool,
+        service_tokens: config.service_tokens.clone(),
+        intake: config.intake,
+    };
+    let listener = TcpListener::bind(config.bind)
+        .with_context(|| format!("could not bind {}", config.bind))?;
     let port = listener.local_addr()?.port();
     let server = HttpServer::new(move || app(state.clone()))
         .workers(config.workers)

@@ -14,7 +14,14 @@ async fn main() -> ExitCode {
         }
     };
     cons_api::telemetry::init(&config.log);
-    let result = async { cons_api::build(&config).await?.server.await.map_err(anyhow::Error::from) }.await;
+    let result = async {
+        cons_api::build(&config)
+            .await?
+            .server
+            .await
+            .map_err(anyhow::Error::from)
+    }
+    .await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

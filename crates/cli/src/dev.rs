@@ -38,15 +38,26 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             url
         }
     };
-    let applied = cons_store::migrate::run_pending(&database_url).await.context("migrate")?;
+    let applied = cons_store::migrate::run_pending(&database_url)
+        .await
+        .context("migrate")?;
     tracing::info!(applied = applied.len(), "migrations applied");
 
     let token = env.get("SERVICE_TOKENS").is_none().then(random_secret);
-    let mut pairs = vec![("DATABASE_URL", database_url.clone()), ("API_BIND", args.bind.to_string())];
+    let mut pairs = vec![
+        ("DATABASE_URL", database_url.clone()),
+        ("API_BIND", args.bind.to_string()),
+    ];
     if let Some(token) = &token {
         pairs.push(("SERVICE_TOKENS", format!("dev:{token}")));
     }
-    for inherited in ["SERVICE_TOKENS", "TICKET_MAX_SCHEDULE_DAYS", "API_WORKERS", "RUST_LOG", "LOG_FORMAT"] {
+    for inherited in [
+        "SERVICE_TOKENS",
+        "TICKET_MAX_SCHEDULE_DAYS",
+        "API_WORKERS",
+        "RUST_LOG",
+        "LOG_FORMAT",
+    ] {
         if let Some(value) = env.get(inherited) {
             pairs.push((inherited, value));
         }
@@ -55,7 +66,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let api = cons_api::build(&ApiConfig::from_env(&api_env)?).await?;
 
     let base = format!("http://{}", args.bind);
-    let bearer = token.as_deref().unwrap_or("<one of your SERVICE_TOKENS secrets>");
+    let bearer = token
+        .as_deref()
+        .unwrap_or("<one of your SERVICE_TOKENS secrets>");
     println!(
         r#"
 The consultation middleware is running.

@@ -11,7 +11,11 @@ use cons_store::pool::PoolSettings;
 use cons_store::settings::{DatabaseConfig, Env};
 
 #[derive(Debug, Parser)]
-#[command(name = "consctl", version, about = "Operate the consultation middleware")]
+#[command(
+    name = "consctl",
+    version,
+    about = "Operate the consultation middleware"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,11 +37,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Migrate => {
             let database = database_config()?;
-            let applied = cons_store::migrate::run_pending(&database.url).await.context("migrate")?;
+            let applied = cons_store::migrate::run_pending(&database.url)
+                .await
+                .context("migrate")?;
             if applied.is_empty() {
                 println!("nothing to migrate: the database is up to date");
             } else {
-                println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+                println!(
+                    "applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
             }
             Ok(())
         }
@@ -47,7 +57,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn database_config() -> anyhow::Result<DatabaseConfig> {
     let env = Env::load()?;
-    let settings = PoolSettings { max_size: 2, ..PoolSettings::default() };
+    let settings = PoolSettings {
+        max_size: 2,
+        ..PoolSettings::default()
+    };
     Ok(DatabaseConfig::from_env(&env, settings)?)
 }
 

@@ -44,10 +44,18 @@ fn parse_target(raw: &str) -> Result<Target, String> {
 
 pub async fn run(command: OutboxCommand, database: &DatabaseConfig) -> anyhow::Result<()> {
     let pool = cons_store::pool::build(&database.url, &database.pool)?;
-    let mut connection = pool.get().await.context("could not connect to the database")?;
+    let mut connection = pool
+        .get()
+        .await
+        .context("could not connect to the database")?;
     match command {
         OutboxCommand::List(args) => {
-            let filter = ListFilter { status: args.status, target: args.target, cons_id: args.ticket, limit: args.limit };
+            let filter = ListFilter {
+                status: args.status,
+                target: args.target,
+                cons_id: args.ticket,
+                limit: args.limit,
+            };
             let entries = outbox::list(&mut connection, &filter).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -56,12 +64,17 @@ pub async fn run(command: OutboxCommand, database: &DatabaseConfig) -> anyhow::R
             }
         }
         OutboxCommand::Show { id, json } => {
-            let detail = outbox::show(&mut connection, id).await?.with_context(|| format!("no outbox entry {id}"))?;
+            let detail = outbox::show(&mut connection, id)
+                .await?
+                .with_context(|| format!("no outbox entry {id}"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&detail)?);
             } else {
                 print_table(std::slice::from_ref(&detail.entry));
-                println!("\npayload: {}", serde_json::to_string_pretty(&detail.payload)?);
+                println!(
+                    "\npayload: {}",
+                    serde_json::to_string_pretty(&detail.payload)?
+                );
                 if detail.attempt_log.is_empty() {
                     println!("\nno attempts yet");
                 }
@@ -71,8 +84,15 @@ pub async fn run(command: OutboxCommand, database: &DatabaseConfig) -> anyhow::R
                         attempt.attempt,
                         attempt.started_at.to_rfc3339(),
                         attempt.outcome,
-                        attempt.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
-                        attempt.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(),
+                        attempt
+                            .http_status
+                            .map(|s| format!(" (HTTP {s})"))
+                            .unwrap_or_default(),
+                        attempt
+                            .error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default(),
                     );
                 }
             }
@@ -82,7 +102,10 @@ pub async fn run(command: OutboxCommand, database: &DatabaseConfig) -> anyhow::R
 }
 
 fn print_table(entries: &[OutboxEntry]) {
-    println!("{:>8}  {:<8}  {:<14}  {:<9}  {:>8}  {:<36}  {:<25}  LAST ERROR", "ID", "TARGET", "KIND", "STATUS", "ATTEMPTS", "TICKET", "NEXT ATTEMPT");
+    println!(
+        "{:>8}  {:<8}  {:<14}  {:<9}  {:>8}  {:<36}  {:<25}  LAST ERROR",
+        "ID", "TARGET", "KIND", "STATUS", "ATTEMPTS", "TICKET", "NEXT ATTEMPT"
+    );
     for e in entries {
         println!(
             "{:>8}  {:<8}  {:<14}  {:<9}  {:>8}  {:<36}  {:<25}  {}",

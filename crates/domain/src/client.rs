@@ -11,12 +11,16 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        const REASON: &str = "must be in E.164 format: + and 8 to 15 digits, e.g. +998901234567";
+        const REASON: &str = "must be in E.164 format: + and 8 to 15 digits, no spaces";
         let digits = raw.strip_prefix('+').ok_or(InvalidValue(REASON))?;
         let valid = (8..=15).contains(&digits.len())
             && digits.bytes().all(|b| b.is_ascii_digit())
             && !digits.starts_with('0');
-        if valid { Ok(PhoneNumber(raw.to_owned())) } else { Err(InvalidValue(REASON)) }
+        if valid {
+            Ok(PhoneNumber(raw.to_owned()))
+        } else {
+            Err(InvalidValue(REASON))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -63,7 +67,11 @@ pub struct Inn(String);
 impl Inn {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let valid = matches!(raw.len(), 9 | 14) && raw.bytes().all(|b| b.is_ascii_digit());
-        if valid { Ok(Inn(raw.to_owned())) } else { Err(InvalidValue("must be 9 or 14 digits")) }
+        if valid {
+            Ok(Inn(raw.to_owned()))
+        } else {
+            Err(InvalidValue("must be 9 or 14 digits"))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -118,8 +126,13 @@ mod tests {
 
     #[test]
     fn email_is_lower_cased() {
-        assert_eq!(Email::parse(" D.Karimova@Example.UZ ").map(|e| e.0), Ok("d.karimova@example.uz".into()));
-        for bad in ["", "a", "a@", "@b.uz", "a@b", "a@@b.uz", "a b@c.uz", "a@.uz", "a@uz."] {
+        assert_eq!(
+            Email::parse(" D.Karimova@Example.UZ ").map(|e| e.0),
+            Ok("d.karimova@example.uz".into())
+        );
+        for bad in [
+            "", "a", "a@", "@b.uz", "a@b", "a@@b.uz", "a b@c.uz", "a@.uz", "a@uz.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

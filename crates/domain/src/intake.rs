@@ -60,7 +60,10 @@ pub struct IntakeLimits {
 
 impl Default for IntakeLimits {
     fn default() -> Self {
-        IntakeLimits { max_schedule_ahead: Duration::days(30), schedule_tolerance: Duration::minutes(2) }
+        IntakeLimits {
+            max_schedule_ahead: Duration::days(30),
+            schedule_tolerance: Duration::minutes(2),
+        }
     }
 }
 
@@ -86,17 +89,35 @@ mod tests {
     use proptest::prelude::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").map(|t| t.to_utc()).unwrap()
+        DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .map(|t| t.to_utc())
+            .unwrap()
     }
 
     #[test]
     fn schedule_window_edges() {
         let limits = IntakeLimits::default();
         assert!(limits.check_scheduled_at(now(), now()).is_ok());
-        assert!(limits.check_scheduled_at(now() - Duration::minutes(2), now()).is_ok());
-        assert!(limits.check_scheduled_at(now() - Duration::minutes(3), now()).is_err());
-        assert!(limits.check_scheduled_at(now() + Duration::days(30), now()).is_ok());
-        assert!(limits.check_scheduled_at(now() + Duration::days(30) + Duration::seconds(1), now()).is_err());
+        assert!(
+            limits
+                .check_scheduled_at(now() - Duration::minutes(2), now())
+                .is_ok()
+        );
+        assert!(
+            limits
+                .check_scheduled_at(now() - Duration::minutes(3), now())
+                .is_err()
+        );
+        assert!(
+            limits
+                .check_scheduled_at(now() + Duration::days(30), now())
+                .is_ok()
+        );
+        assert!(
+            limits
+                .check_scheduled_at(now() + Duration::days(30) + Duration::seconds(1), now())
+                .is_err()
+        );
     }
 
     proptest! {

@@ -10,6 +10,6 @@ pub use client::{CodeAbonent, CompanyName, Email, Inn, PersonName, PhoneNumber};
 pub use errors::{FieldErrors, InvalidValue};
 pub use intake::{ClientRef, IntakeLimits, NewClient, NewTicket, TicketDraft};
 pub use ticket::{
-    Comment, ConsultationType, Target, HistorySource, Importance, Lang, OutboxStatus,
-    Source, SyncState, TicketStatus, Topic,
+    Comment, ConsultationType, HistorySource, Importance, Lang, OutboxStatus, Source, SyncState,
+    Target, TicketStatus, Topic,
 };

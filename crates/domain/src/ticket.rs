@@ -249,7 +249,10 @@ mod tests {
 
     #[test]
     fn comment_is_trimmed_and_bounded_in_characters_not_bytes() {
-        assert_eq!(Comment::parse("  вопрос \n").map(Comment::into_inner), Ok("вопрос".into()));
+        assert_eq!(
+            Comment::parse("  вопрос \n").map(Comment::into_inner),
+            Ok("вопрос".into())
+        );
         assert!(Comment::parse("   ").is_err());
         assert!(Comment::parse(&"я".repeat(4000)).is_ok());
         assert!(Comment::parse(&"я".repeat(4001)).is_err());

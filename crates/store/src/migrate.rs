@@ -2,9 +2,9 @@
 //! that none is pending and refuse to start otherwise (they never migrate implicitly).
 
 use crate::StoreError;
+use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
-use diesel::connection::SimpleConnection;
 use diesel::{Connection, RunQueryDsl, sql_query};
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -15,7 +15,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// Migrations table lives in `sys`, beside the other bookkeeping tables.
 const USE_SYS: &str = "CREATE SCHEMA IF NOT EXISTS sys; SET search_path TO sys";
 /// Serialises concurrent `migrate` runs (two deploy jobs, or a job and a developer).
-const MIGRATION_LOCK: i64 = 0x636f_6e73_6d69_67; // "consmig"
+const MIGRATION_LOCK: i64 = 0x0063_6f6e_736d_6967; // "consmig"
 
 type BlockingConnection = AsyncConnectionWrapper<AsyncPgConnection>;
 
@@ -43,16 +43,19 @@ pub async fn pending(database_url: &str) -> Result<Vec<String>, StoreError> {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             exists: bool,
         }
-        let table = sql_query(
-            "SELECT to_regclass('sys.__diesel_schema_migrations') IS NOT NULL AS exists",
-        )
-        .get_result::<Exists>(connection)?;
+        let table =
+            sql_query("SELECT to_regclass('sys.__diesel_schema_migrations') IS NOT NULL AS exists")
+                .get_result::<Exists>(connection)?;
         if !table.exists {
             return embedded_versions();
         }
         connection
             .pending_migrations(MIGRATIONS)
-            .map(|list| list.iter().map(|m| m.name().version().to_string()).collect())
+            .map(|list| {
+                list.iter()
+                    .map(|m| m.name().version().to_string())
+                    .collect()
+            })
             .map_err(|e| StoreError::Migration(e.to_string()))
     })
     .await
@@ -61,7 +64,11 @@ pub async fn pending(database_url: &str) -> Result<Vec<String>, StoreError> {
 /// Every migration version embedded in this binary, oldest first.
 fn embedded_versions() -> Result<Vec<String>, StoreError> {
     MigrationSource::<Pg>::migrations(&MIGRATIONS)
-        .map(|list| list.iter().map(|m| m.name().version().to_string()).collect())
+        .map(|list| {
+            list.iter()
+                .map(|m| m.name().version().to_string())
+                .collect()
+        })
         .map_err(|e| StoreError::Migration(e.to_string()))
 }
 

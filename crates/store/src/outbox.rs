@@ -62,7 +62,11 @@ pub async fn list(
     connection: &mut PooledConnection,
     filter: &ListFilter,
 ) -> Result<Vec<OutboxEntry>, StoreError> {
-    let mut query = outbox::table.select(OutboxEntry::as_select()).order(outbox::id.asc()).limit(filter.limit).into_boxed();
+    let mut query = outbox::table
+        .select(OutboxEntry::as_select())
+        .order(outbox::id.asc())
+        .limit(filter.limit)
+        .into_boxed();
     if let Some(status) = filter.status {
         query = query.filter(outbox::status.eq(status.as_str()));
     }
@@ -94,5 +98,9 @@ pub async fn show(
         .select(Attempt::as_select())
         .load(connection)
         .await?;
-    Ok(Some(OutboxDetail { entry, payload, attempt_log }))
+    Ok(Some(OutboxDetail {
+        entry,
+        payload,
+        attempt_log,
+    }))
 }

@@ -41,7 +41,11 @@ impl Default for PoolSettings {
 
 impl PoolSettings {
     pub fn for_tests() -> Self {
-        PoolSettings { max_size: 4, acquire_timeout: Duration::from_secs(10), ..PoolSettings::default() }
+        PoolSettings {
+            max_size: 4,
+            acquire_timeout: Duration::from_secs(10),
+            ..PoolSettings::default()
+        }
     }
 }
 
@@ -52,8 +56,11 @@ pub fn build(database_url: &str, settings: &PoolSettings) -> Result<Pool, crate:
         settings.lock_timeout.as_millis()
     );
     let mut config = ManagerConfig::default();
-    config.recycling_method =
-        if settings.verify_on_checkout { RecyclingMethod::Verified } else { RecyclingMethod::Fast };
+    config.recycling_method = if settings.verify_on_checkout {
+        RecyclingMethod::Verified
+    } else {
+        RecyclingMethod::Fast
+    };
     config.custom_setup = Box::new(move |url| {
         let setup = session_setup.clone();
         let url = url.to_owned();
@@ -66,7 +73,8 @@ pub fn build(database_url: &str, settings: &PoolSettings) -> Result<Pool, crate:
             Ok(connection)
         })
     });
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     diesel_async::pooled_connection::deadpool::Pool::builder(manager)
         .max_size(settings.max_size)
         .runtime(deadpool::Runtime::Tokio1)

@@ -100,4 +100,11 @@ diesel::joinable!(ticket_history -> tickets (cons_id));
 diesel::joinable!(outbox -> tickets (cons_id));
 diesel::joinable!(outbox_attempts -> outbox (outbox_id));
 diesel::joinable!(idempotency_keys -> tickets (cons_id));
-diesel::allow_tables_to_appear_in_same_query!(clients, tickets, ticket_history, outbox, outbox_attempts, idempotency_keys);
+diesel::allow_tables_to_appear_in_same_query!(
+    clients,
+    tickets,
+    ticket_history,
+    outbox,
+    outbox_attempts,
+    idempotency_keys
+);

@@ -22,7 +22,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(variable: &str, reason: impl Into<String>) -> Self {
-        ConfigError { variable: variable.to_owned(), reason: reason.into() }
+        ConfigError {
+            variable: variable.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -50,8 +53,13 @@ impl Env {
     }
 
     /// An environment made of the given pairs only (tests, `consctl dev`).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Env, ConfigError> {
-        let map = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Env, ConfigError> {
+        let map = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         Self::from_source(config::Environment::default().source(Some(map)))
     }
 
@@ -73,11 +81,17 @@ impl Env {
     }
 
     pub fn required(&self, variable: &str) -> Result<String, ConfigError> {
-        self.get(variable).ok_or_else(|| ConfigError::new(variable, "is required but not set"))
+        self.get(variable)
+            .ok_or_else(|| ConfigError::new(variable, "is required but not set"))
     }
 
     /// Parses the value, or returns `default` when unset.
-    pub fn parse_or<T: FromStr>(&self, variable: &str, default: T, expected: &str) -> Result<T, ConfigError> {
+    pub fn parse_or<T: FromStr>(
+        &self,
+        variable: &str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
         match self.get(variable) {
             None => Ok(default),
             Some(raw) => raw
@@ -90,7 +104,8 @@ impl Env {
     /// A duration given in milliseconds.
     pub fn millis_or(&self, variable: &str, default: Duration) -> Result<Duration, ConfigError> {
         let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
-        self.parse_or(variable, default_ms, "a whole number of milliseconds").map(Duration::from_millis)
+        self.parse_or(variable, default_ms, "a whole number of milliseconds")
+            .map(Duration::from_millis)
     }
 }
 
@@ -104,7 +119,9 @@ pub struct DatabaseConfig {
 impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may carry a password.
-        f.debug_struct("DatabaseConfig").field("pool", &self.pool).finish_non_exhaustive()
+        f.debug_struct("DatabaseConfig")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,16 +142,21 @@ impl DatabaseConfig {
             }
         };
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError::new("DATABASE_URL", "must start with postgres:// or postgresql://"));
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
         }
-        let max_size = env.parse_or("DB_POOL_SIZE", defaults.max_size, "a number of connections")?;
+        let max_size =
+            env.parse_or("DB_POOL_SIZE", defaults.max_size, "a number of connections")?;
         if max_size == 0 {
             return Err(ConfigError::new("DB_POOL_SIZE", "must be at least 1"));
         }
         let pool = PoolSettings {
             max_size,
             acquire_timeout: env.millis_or("DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
-            statement_timeout: env.millis_or("DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
+            statement_timeout: env
+                .millis_or("DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
             lock_timeout: env.millis_or("DB_LOCK_TIMEOUT_MS", defaults.lock_timeout)?,
             verify_on_checkout: defaults.verify_on_checkout,
         };
@@ -146,7 +168,9 @@ impl DatabaseConfig {
 fn encode(raw: &str) -> String {
     raw.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -158,23 +182,42 @@ mod tests {
 
     #[test]
     fn database_url_is_built_from_the_seed_variables_when_unset() {
-        let env = Env::from_pairs([("DB_HOST", "db"), ("DB_PASS", "p@ss word"), ("DB_NAME", "cons")]).unwrap();
+        let env = Env::from_pairs([
+            ("DB_HOST", "db"),
+            ("DB_PASS", "p@ss word"),
+            ("DB_NAME", "cons"),
+        ])
+        .unwrap();
         let config = DatabaseConfig::from_env(&env, PoolSettings::default()).unwrap();
         assert_eq!(config.url, "postgres://postgres:p%40ss%20word@db:5432/cons");
     }
 
     #[test]
     fn database_url_wins_over_the_parts() {
-        let env = Env::from_pairs([("DATABASE_URL", "postgres://u@h/d"), ("DB_HOST", "other")]).unwrap();
-        assert_eq!(DatabaseConfig::from_env(&env, PoolSettings::default()).unwrap().url, "postgres://u@h/d");
+        let env =
+            Env::from_pairs([("DATABASE_URL", "postgres://u@h/d"), ("DB_HOST", "other")]).unwrap();
+        assert_eq!(
+            DatabaseConfig::from_env(&env, PoolSettings::default())
+                .unwrap()
+                .url,
+            "postgres://u@h/d"
+        );
     }
 
     #[test]
     fn a_bad_value_names_its_variable() {
         let env = Env::from_pairs([("DB_PORT", "fifty")]).unwrap();
         let error = DatabaseConfig::from_env(&env, PoolSettings::default()).unwrap_err();
-        assert_eq!(error.to_string(), "configuration: DB_PORT: expected a port number");
+        assert_eq!(
+            error.to_string(),
+            "configuration: DB_PORT: expected a port number"
+        );
         let env = Env::from_pairs([("DATABASE_URL", "mysql://x")]).unwrap();
-        assert_eq!(DatabaseConfig::from_env(&env, PoolSettings::default()).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(
+            DatabaseConfig::from_env(&env, PoolSettings::default())
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
+        );
     }
 }

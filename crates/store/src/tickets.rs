@@ -159,22 +159,48 @@ async fn insert(
         ClientRef::Existing(id) => (Some(*id), None),
         ClientRef::Match(new_client) => (None, Some(new_client)),
     };
-    let targets: Vec<&str> = ticket.consultation_type.targets().iter().map(|t| t.as_str()).collect();
+    let targets: Vec<&str> = ticket
+        .consultation_type
+        .targets()
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
     let sync = |target| ticket.consultation_type.initial_sync(target).as_str();
     diesel::sql_query(CREATE_SQL)
         .bind::<Text, _>(request.principal)
         .bind::<Text, _>(CREATE_OPERATION)
         .bind::<Nullable<Text>, _>(request.idempotency.as_ref().map(|k| k.key.as_str()))
-        .bind::<Nullable<Bytea>, _>(request.idempotency.as_ref().map(|k| k.request_sha256.as_slice()))
+        .bind::<Nullable<Bytea>, _>(
+            request
+                .idempotency
+                .as_ref()
+                .map(|k| k.request_sha256.as_slice()),
+        )
         .bind::<SqlUuid, _>(Uuid::now_v7())
         .bind::<Nullable<SqlUuid>, _>(existing_id)
         .bind::<Nullable<Text>, _>(new_client.map(|c| c.phone_number.as_str()))
-        .bind::<Nullable<Text>, _>(new_client.and_then(|c| c.email.as_ref()).map(|e| e.as_str()))
-        .bind::<Nullable<Text>, _>(new_client.and_then(|c| c.org_inn.as_ref()).map(|i| i.as_str()))
+        .bind::<Nullable<Text>, _>(
+            new_client
+                .and_then(|c| c.email.as_ref())
+                .map(|e| e.as_str()),
+        )
+        .bind::<Nullable<Text>, _>(
+            new_client
+                .and_then(|c| c.org_inn.as_ref())
+                .map(|i| i.as_str()),
+        )
         .bind::<SqlUuid, _>(Uuid::now_v7())
         .bind::<Nullable<Text>, _>(new_client.map(|c| c.name.as_str()))
-        .bind::<Nullable<Text>, _>(new_client.and_then(|c| c.code_abonent.as_ref()).map(|c| c.as_str()))
-        .bind::<Nullable<Text>, _>(new_client.and_then(|c| c.company_name.as_ref()).map(|c| c.as_str()))
+        .bind::<Nullable<Text>, _>(
+            new_client
+                .and_then(|c| c.code_abonent.as_ref())
+                .map(|c| c.as_str()),
+        )
+        .bind::<Nullable<Text>, _>(
+            new_client
+                .and_then(|c| c.company_name.as_ref())
+                .map(|c| c.as_str()),
+        )
         .bind::<Text, _>(ticket.consultation_type.as_str())
         .bind::<Text, _>(ticket.source.as_str())
         .bind::<Text, _>(ticket.lang.as_str())
@@ -263,10 +289,11 @@ pub struct TicketView {
     pub chatwoot_contact_id: Option<i64>,
 }
 
-fn with_contact(
-    (ticket, chatwoot_contact_id): (TicketRecord, Option<i64>),
-) -> TicketView {
-    TicketView { ticket, chatwoot_contact_id }
+fn with_contact((ticket, chatwoot_contact_id): (TicketRecord, Option<i64>)) -> TicketView {
+    TicketView {
+        ticket,
+        chatwoot_contact_id,
+    }
 }
 
 pub async fn get(
@@ -300,7 +327,12 @@ pub async fn list_for_client(
     if let Some(before) = before {
         query = query.filter(tickets::cons_id.lt(before));
     }
-    Ok(query.load(connection).await?.into_iter().map(with_contact).collect())
+    Ok(query
+        .load(connection)
+        .await?
+        .into_iter()
+        .map(with_contact)
+        .collect())
 }
 
 pub async fn client_exists(

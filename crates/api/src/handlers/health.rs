@@ -23,7 +23,10 @@ pub struct Health {
 #[utoipa::path(tag = "health", responses((status = 200, body = Health)))]
 #[get("/api/health")]
 pub async fn health() -> web::Json<Health> {
-    web::Json(Health { status: "ok", database: None })
+    web::Json(Health {
+        status: "ok",
+        database: None,
+    })
 }
 
 /// 200 when the database answers within a second, else 503.
@@ -31,7 +34,10 @@ pub async fn health() -> web::Json<Health> {
 #[get("/api/health/db")]
 pub async fn health_db(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     match tokio::time::timeout(DB_CHECK_TIMEOUT, cons_store::pool::ping(&state.pool)).await {
-        Ok(Ok(())) => Ok(web::Json(Health { status: "ok", database: Some("connected") })),
+        Ok(Ok(())) => Ok(web::Json(Health {
+            status: "ok",
+            database: Some("connected"),
+        })),
         Ok(Err(error)) => {
             tracing::warn!(%error, "database check failed");
             Err(ApiError::DatabaseUnavailable)
@@ -47,6 +53,10 @@ pub async fn health_db(state: web::Data<AppState>) -> Result<web::Json<Health>, 
 #[utoipa::path(tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn metrics() -> HttpResponse {
-    let body = crate::metrics::handle().map(|h| h.render()).unwrap_or_default();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
+    let body = crate::metrics::handle()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
 }

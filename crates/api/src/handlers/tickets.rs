@@ -15,7 +15,9 @@ use cons_domain::{
     PhoneNumber, Source, SyncState, TicketDraft, TicketStatus, Topic,
 };
 use cons_store::StoreError;
-use cons_store::tickets::{self, CreateOutcome, CreateTicket, CreatedTicket, IdempotencyKey, TicketView};
+use cons_store::tickets::{
+    self, CreateOutcome, CreateTicket, CreatedTicket, IdempotencyKey, TicketView,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -98,7 +100,14 @@ impl CreateTicketRequest {
             }
         };
         let ticket = self.ticket.validate(&self.source, now, limits, &mut errors);
-        errors.into_result(|| Some(NewTicket { client: client?, ticket: ticket? })).map_err(ApiError::Validation)
+        errors
+            .into_result(|| {
+                Some(NewTicket {
+                    client: client?,
+                    ticket: ticket?,
+                })
+            })
+            .map_err(ApiError::Validation)
     }
 }
 
@@ -110,14 +119,23 @@ impl ClientBlock {
             })
         });
         let name = errors.check_present("client.name", self.name.as_deref(), PersonName::parse);
-        let phone_number =
-            errors.check_present("client.phone_number", self.phone_number.as_deref(), PhoneNumber::parse);
+        let phone_number = errors.check_present(
+            "client.phone_number",
+            self.phone_number.as_deref(),
+            PhoneNumber::parse,
+        );
         let email = errors.check_present("client.email", self.email.as_deref(), Email::parse);
         let org_inn = errors.check_present("client.org_inn", self.org_inn.as_deref(), Inn::parse);
-        let code_abonent =
-            errors.check_present("client.code_abonent", self.code_abonent.as_deref(), CodeAbonent::parse);
-        let company_name =
-            errors.check_present("client.company_name", self.company_name.as_deref(), CompanyName::parse);
+        let code_abonent = errors.check_present(
+            "client.code_abonent",
+            self.code_abonent.as_deref(),
+            CodeAbonent::parse,
+        );
+        let company_name = errors.check_present(
+            "client.company_name",
+            self.company_name.as_deref(),
+            CompanyName::parse,
+        );
         if let Some(id) = client_id {
             return Some(ClientRef::Existing(id));
         }
@@ -129,7 +147,10 @@ impl ClientBlock {
             errors.add("client.name", "is required unless client_id is given");
         }
         if phone_number.is_none() && !errors.fields().contains_key("client.phone_number") {
-            errors.add("client.phone_number", "is required unless client_id is given");
+            errors.add(
+                "client.phone_number",
+                "is required unless client_id is given",
+            );
         }
         Some(ClientRef::Match(NewClient {
             name: name?,
@@ -150,21 +171,27 @@ impl TicketBlock {
         limits: &IntakeLimits,
         errors: &mut FieldErrors,
     ) -> Option<TicketDraft> {
-        let consultation_type =
-            errors.check("ticket.consultation_type", &self.consultation_type, ConsultationType::parse);
+        let consultation_type = errors.check(
+            "ticket.consultation_type",
+            &self.consultation_type,
+            ConsultationType::parse,
+        );
         let source = errors.check("source", source, Source::parse);
         let lang = match &self.lang {
             Some(raw) => errors.check("ticket.lang", raw, Lang::parse),
             None => Some(Lang::Ru),
         };
-        let comment = errors.check_present("ticket.comment", self.comment.as_deref(), Comment::parse);
+        let comment =
+            errors.check_present("ticket.comment", self.comment.as_deref(), Comment::parse);
         let topic = errors.check_present("ticket.topic", self.topic.as_deref(), Topic::parse);
-        let importance =
-            self.importance.and_then(|raw| errors.check("ticket.importance", "", |_| Importance::new(raw)));
+        let importance = self
+            .importance
+            .and_then(|raw| errors.check("ticket.importance", "", |_| Importance::new(raw)));
         let scheduled_at = self.scheduled_at.and_then(|raw| {
             errors.check("ticket.scheduled_at", &raw, |raw| {
-                let at = DateTime::parse_from_rfc3339(raw)
-                    .map_err(|_| cons_domain::InvalidValue("must be an RFC 3339 time with an offset"))?;
+                let at = DateTime::parse_from_rfc3339(raw).map_err(|_| {
+                    cons_domain::InvalidValue("must be an RFC 3339 time with an offset")
+                })?;
                 limits.check_scheduled_at(at.to_utc(), now)
             })
         });
@@ -192,7 +219,10 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
         .and_then(|rest| rest.strip_suffix('"'))
         .unwrap_or(raw);
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-        return Err(ApiError::invalid("Idempotency-Key", "must be 1 to 255 printable ASCII characters"));
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters",
+        ));
     }
     Ok(Some(key.to_owned()))
 }
@@ -237,7 +267,13 @@ pub struct CreatedTicketResponse {
 
 impl From<&CreatedTicket> for CreatedTicketResponse {
     fn from(created: &CreatedTicket) -> Self {
-        let sync = |target| created.consultation_type.initial_sync(target).as_str().to_owned();
+        let sync = |target| {
+            created
+                .consultation_type
+                .initial_sync(target)
+                .as_str()
+                .to_owned()
+        };
         CreatedTicketResponse {
             cons_id: created.cons_id,
             client_id: created.client_id,
@@ -245,8 +281,14 @@ impl From<&CreatedTicket> for CreatedTicketResponse {
             consultation_type: created.consultation_type,
             source: created.source,
             created_at: created.created_at,
-            chatwoot: ChatwootIds { conversation_id: None, contact_id: None },
-            onec: OnecIds { ref_key: None, number: None },
+            chatwoot: ChatwootIds {
+                conversation_id: None,
+                contact_id: None,
+            },
+            onec: OnecIds {
+                ref_key: None,
+                number: None,
+            },
             sync: SyncStates {
                 chatwoot: sync(cons_domain::Target::Chatwoot),
                 onec: sync(cons_domain::Target::Onec),
@@ -296,9 +338,18 @@ impl From<TicketView> for TicketResponse {
             scheduled_at: t.scheduled_at,
             created_at: t.created_at,
             updated_at: t.updated_at,
-            chatwoot: ChatwootIds { conversation_id: t.chatwoot_conversation_id, contact_id: view.chatwoot_contact_id },
-            onec: OnecIds { ref_key: t.onec_ref_key, number: t.onec_number },
-            sync: SyncStates { chatwoot: t.sync_chatwoot, onec: t.sync_onec },
+            chatwoot: ChatwootIds {
+                conversation_id: t.chatwoot_conversation_id,
+                contact_id: view.chatwoot_contact_id,
+            },
+            onec: OnecIds {
+                ref_key: t.onec_ref_key,
+                number: t.onec_number,
+            },
+            sync: SyncStates {
+                chatwoot: t.sync_chatwoot,
+                onec: t.sync_onec,
+            },
         }
     }
 }
@@ -347,12 +398,17 @@ pub async fn create_ticket(
     body: JsonBody<CreateTicketRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&request)?;
-    let command = body.value.into_command(&caller, Utc::now(), &state.intake)?;
+    let command = body
+        .value
+        .into_command(&caller, Utc::now(), &state.intake)?;
     let principal = caller.principal();
     let create = CreateTicket {
         command: &command,
         principal: &principal,
-        idempotency: key.map(|key| IdempotencyKey { key, request_sha256: body.sha256 }),
+        idempotency: key.map(|key| IdempotencyKey {
+            key,
+            request_sha256: body.sha256,
+        }),
     };
     let mut connection = state.pool.get().await.map_err(StoreError::from)?;
     let outcome = match tickets::create(&mut connection, &create).await {
@@ -376,7 +432,12 @@ pub async fn create_ticket(
             (created, true)
         }
         CreateOutcome::KeyReused => return Err(ApiError::IdempotencyKeyReused),
-        CreateOutcome::UnknownClient => return Err(ApiError::invalid("client.client_id", "no client has this id")),
+        CreateOutcome::UnknownClient => {
+            return Err(ApiError::invalid(
+                "client.client_id",
+                "no client has this id",
+            ));
+        }
     };
     let mut response = HttpResponse::Created();
     response.insert_header(("Location", format!("/api/tickets/{}", created.cons_id)));
@@ -403,7 +464,11 @@ pub async fn get_ticket(
     Ok(web::Json(view.into()))
 }
 
-async fn visible_ticket(state: &AppState, caller: &Caller, raw_id: &str) -> Result<TicketView, ApiError> {
+async fn visible_ticket(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<TicketView, ApiError> {
     let cons_id = Uuid::parse_str(raw_id).map_err(|_| ApiError::NotFound("ticket"))?;
     let mut connection = state.pool.get().await.map_err(StoreError::from)?;
     tickets::get(&mut connection, cons_id)
@@ -452,21 +517,32 @@ pub async fn list_client_tickets(
                 .ok_or(cons_domain::InvalidValue("must be a number from 1 to 100"))
         }),
     };
-    let before = query.cursor.as_deref().and_then(|raw| errors.check("cursor", raw, decode_cursor));
+    let before = query
+        .cursor
+        .as_deref()
+        .and_then(|raw| errors.check("cursor", raw, decode_cursor));
     let limit = errors.into_result(|| limit).map_err(ApiError::Validation)?;
 
     let mut connection = state.pool.get().await.map_err(StoreError::from)?;
     let mut items = tickets::list_for_client(&mut connection, client_id, before, limit + 1).await?;
-    if items.is_empty() && before.is_none() && !tickets::client_exists(&mut connection, client_id).await? {
+    if items.is_empty()
+        && before.is_none()
+        && !tickets::client_exists(&mut connection, client_id).await?
+    {
         return Err(ApiError::NotFound("client"));
     }
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items.last().map(|last| URL_SAFE_NO_PAD.encode(last.ticket.cons_id.as_bytes()))
+        items
+            .last()
+            .map(|last| URL_SAFE_NO_PAD.encode(last.ticket.cons_id.as_bytes()))
     } else {
         None
     };
-    Ok(web::Json(TicketPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(web::Json(TicketPage {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }
 
 fn decode_cursor(raw: &str) -> Result<Uuid, cons_domain::InvalidValue> {
@@ -496,7 +572,13 @@ pub async fn ticket_history(
     Ok(web::Json(
         entries
             .into_iter()
-            .map(|e| HistoryEntry { at: e.at, field: e.field, old: e.old_value, new: e.new_value, source: e.source })
+            .map(|e| HistoryEntry {
+                at: e.at,
+                field: e.field,
+                old: e.old_value,
+                new: e.new_value,
+                source: e.source,
+            })
             .collect(),
     ))
 }
