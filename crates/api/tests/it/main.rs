@@ -1,7 +1,10 @@
 //! API tests: the production app (`cons_api::app`) served in-process on a free port over
 //! a fresh database per test, driven over real HTTP; and black-box tests of the real
 //! `cons-api` binary.
-#![expect(clippy::unwrap_used, reason = "a test fails loudly on anything unexpected")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on anything unexpected"
+)]
 
 mod binary;
 mod health;

@@ -1,6 +1,9 @@
 //! Store tests against a real PostgreSQL: one fresh database per test, cloned from the
 //! migrated template by `cons_testdb`.
-#![expect(clippy::unwrap_used, reason = "a test fails loudly on anything unexpected")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on anything unexpected"
+)]
 
 mod schema;
 mod tickets;

@@ -1,0 +1,31 @@
+# Developer workflow. `just` lists the recipes; CI runs `.ci/run`.
+
+default:
+    @just --list
+
+# The whole system on an embedded default: private PostgreSQL + API (Ctrl-C stops it)
+dev:
+    cargo run --release --bin consctl -- dev
+
+# The full test suite (starts its own throwaway PostgreSQL)
+test:
+    cargo test --workspace
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Every check CI runs, in the same order
+ci:
+    bash .ci/run
+
+# Apply migrations to DATABASE_URL (or the DB_* variables)
+migrate:
+    cargo run --release --bin consctl -- migrate
+
+# HTTP ticket creation vs the raw-SQL limit of the same transaction, measured in one run
+bench-intake:
+    cargo build --release -p cons_api -p cons_bench
+    ./target/release/bench-intake
