@@ -210,8 +210,8 @@ impl Cluster {
             }
             cluster.make_private_dir(&cluster.data_dir, 0o700)?;
             cluster.initdb()?;
+            tracing::debug!(elapsed = ?started.elapsed(), data_dir = %cluster.data_dir.display(), "initialised PostgreSQL data directory");
         }
-        tracing::debug!(elapsed = ?started.elapsed(), data_dir = %cluster.data_dir.display(), "initialised PostgreSQL data directory");
 
         let mut attempt = 1;
         loop {
@@ -293,7 +293,10 @@ impl Cluster {
             let deadline = Instant::now() + ORPHAN_TIMEOUT;
             while let Ok(Some(true)) = sys::shm_in_use(shmid) {
                 if Instant::now() > deadline {
-                    tracing::warn!(pid = self.pid, "backends of the killed postgres are still running");
+                    tracing::warn!(
+                        pid = self.pid,
+                        "backends of the killed postgres are still running"
+                    );
                     break;
                 }
                 std::thread::sleep(POLL_INTERVAL);
@@ -429,7 +432,12 @@ impl Cluster {
         ];
         if !self.durable {
             settings.extend(
-                ["fsync=off", "synchronous_commit=off", "full_page_writes=off"].map(str::to_owned),
+                [
+                    "fsync=off",
+                    "synchronous_commit=off",
+                    "full_page_writes=off",
+                ]
+                .map(str::to_owned),
             );
         }
         settings
@@ -441,7 +449,9 @@ impl Cluster {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         loop {
             let Some(child) = self.postmaster.as_mut() else {
-                return Err(io_error("postgres is not running")(io::ErrorKind::NotFound.into()));
+                return Err(io_error("postgres is not running")(
+                    io::ErrorKind::NotFound.into(),
+                ));
             };
             match child.try_wait() {
                 Ok(Some(status)) => {
@@ -614,10 +624,14 @@ fn remove_leftovers() {
             continue;
         }
         match std::fs::remove_dir_all(entry.path()) {
-            Ok(()) => tracing::debug!(dir = %entry.path().display(), "removed leftover PostgreSQL temp dir"),
+            Ok(()) => {
+                tracing::debug!(dir = %entry.path().display(), "removed leftover PostgreSQL temp dir")
+            }
             // Another process may be sweeping the same directory right now.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(error = %e, dir = %entry.path().display(), "cannot remove leftover PostgreSQL temp dir"),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %entry.path().display(), "cannot remove leftover PostgreSQL temp dir")
+            }
         }
     }
 }

@@ -61,7 +61,10 @@ pub(crate) fn lookup_user(name: &str) -> io::Result<Option<(u32, u32)>> {
 }
 
 /// Sends `signal` to process `pid`.
-#[expect(unsafe_code, reason = "kill(2) with a checked pid has no memory-safety preconditions")]
+#[expect(
+    unsafe_code,
+    reason = "kill(2) with a checked pid has no memory-safety preconditions"
+)]
 pub(crate) fn send_signal(pid: u32, signal: Signal) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
     // pid 0 and negative pids address process groups; never do that by accident.
@@ -87,7 +90,10 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
 
 /// Whether any process is attached to a System V shared-memory segment, or `None` if the
 /// segment no longer exists.
-#[expect(unsafe_code, reason = "shmctl(IPC_STAT) fills a caller-provided shmid_ds")]
+#[expect(
+    unsafe_code,
+    reason = "shmctl(IPC_STAT) fills a caller-provided shmid_ds"
+)]
 pub(crate) fn shm_in_use(shmid: i32) -> io::Result<Option<bool>> {
     let mut ds = MaybeUninit::<libc::shmid_ds>::uninit();
     // SAFETY: `ds` is writable memory of the right type for IPC_STAT.
@@ -122,7 +128,14 @@ pub(crate) fn set_parent_death_signal(cmd: &mut Command, signal: Signal) -> io::
     unsafe {
         cmd.pre_exec(move || {
             // prctl's arguments are unsigned longs; pass them at full width through the varargs.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                signal,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            ) != 0
+            {
                 return Err(io::Error::last_os_error());
             }
             // If we were orphaned between fork and prctl, the signal will never come: give up.

@@ -16,7 +16,7 @@ const SERVER_URL_VAR: &str = "TEST_DATABASE_URL";
 const TEMPLATE: &str = "cons_template";
 /// Advisory lock (taken in the server's admin database) serialising template set-up across
 /// processes sharing one `TEST_DATABASE_URL` server. "constpl" in ASCII.
-const TEMPLATE_LOCK: i64 = 0x636f_6e73_7470_6c;
+const TEMPLATE_LOCK: i64 = 0x0063_6f6e_7374_706c;
 
 /// Why a [`TestDatabase`] could not be set up.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -88,10 +88,8 @@ impl TestDatabase {
         .map_err(|e| TestDatabaseError(format!("cannot create database {name}: {e}")))?;
 
         let url = with_database(&server.admin_url, &name);
-        let pool =
-            cons_store::pool::build(&url, &cons_store::pool::PoolSettings::for_tests()).map_err(
-                |e| TestDatabaseError(format!("cannot build a pool for {url}: {e}")),
-            )?;
+        let pool = cons_store::pool::build(&url, &cons_store::pool::PoolSettings::for_tests())
+            .map_err(|e| TestDatabaseError(format!("cannot build a pool for {url}: {e}")))?;
         Ok(Self {
             name,
             url,
@@ -123,7 +121,10 @@ impl TestDatabase {
 
 /// The process-wide server, set up on first call.
 fn server() -> Result<&'static Server, TestDatabaseError> {
-    SERVER.get_or_init(start_server).as_ref().map_err(Clone::clone)
+    SERVER
+        .get_or_init(start_server)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 fn start_server() -> Result<Server, TestDatabaseError> {

@@ -54,7 +54,10 @@ async fn starts_survives_a_kill_and_restarts() {
     let port = cluster.port();
     let old_pid = cluster.pid();
     cluster.kill();
-    assert!(select_one(&url).await.is_err(), "server still answers after kill");
+    assert!(
+        select_one(&url).await.is_err(),
+        "server still answers after kill"
+    );
     assert!(
         !PathBuf::from(format!("/proc/{old_pid}")).exists(),
         "killed postmaster still exists"
@@ -141,4 +144,15 @@ async fn removes_leftovers_of_dead_processes() {
     assert!(alive.exists(), "directory of a live process was removed");
     drop(cluster);
     std::fs::remove_dir_all(&alive).unwrap();
+}
+
+#[tokio::test]
+async fn server_outlives_the_thread_that_started_it() {
+    // Linux sends the parent-death signal when the forking *thread* exits; the harness forks
+    // from a process-lifetime thread so that this does not shut the server down.
+    let cluster = std::thread::spawn(|| start(ClusterOptions::default()))
+        .join()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(select_one(&cluster.url("postgres")).await.unwrap(), 1);
 }

@@ -39,7 +39,10 @@ async fn each_test_gets_its_own_migrated_database() {
     assert_eq!(current_database(b.url()).await, b.name());
     assert_eq!(ticket_count(&a).await, 0);
     assert_eq!(ticket_count(&b).await, 0);
-    assert_eq!(current_database(&a.cluster_url("postgres")).await, "postgres");
+    assert_eq!(
+        current_database(&a.cluster_url("postgres")).await,
+        "postgres"
+    );
     assert_eq!(a.cluster_url("postgres"), b.cluster_url("postgres"));
 }
 
@@ -80,5 +83,8 @@ fn concurrent_first_use_sets_up_once() {
         })
         .collect();
     let urls: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(urls.windows(2).all(|w| w[0] == w[1]), "more than one server: {urls:?}");
+    assert!(
+        urls.windows(2).all(|w| w[0] == w[1]),
+        "more than one server: {urls:?}"
+    );
 }
