@@ -5,6 +5,7 @@ use crate::schema::{outbox, outbox_attempts};
 use crate::{StoreError, pool::PooledConnection};
 use chrono::{DateTime, Utc};
 use cons_domain::{OutboxStatus, Target};
+use diesel::QueryableByName;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
@@ -103,4 +104,395 @@ pub async fn show(
         payload,
         attempt_log,
     }))
+}
+
+// ---- the relay's side: claim, then complete under the lease -------------------------
+
+/// An entry a relay worker holds under a lease.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub id: i64,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub cons_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub target: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub payload: serde_json::Value,
+    /// Attempts including this one.
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    pub attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub lease_token: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    /// When this attempt was claimed (database clock).
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// Claims up to `limit` due entries of `targets` for `owner` in one short transaction
+/// (one statement), leasing them for `lease`.
+///
+/// Due: `pending` whose time has come, or `in_flight` whose lease expired (its worker
+/// died). Only the head of each (ticket, target) is due: an entry waits while an older
+/// one of its ticket and target is undelivered (in flight, pending or dead), so one
+/// ticket's effects reach a peer in order. The due conditions are repeated in the locking
+/// query because `FOR UPDATE` re-checks only its own `WHERE` against the newest row
+/// version when a concurrent worker changed the row.
+pub async fn claim(
+    connection: &mut PooledConnection,
+    owner: &str,
+    targets: &[Target],
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Vec<Claimed>, StoreError> {
+    const CLAIM_SQL: &str = r#"
+WITH candidates AS (
+    (SELECT id FROM sys.outbox
+     WHERE status = 'pending' AND next_attempt_at <= now() AND target = ANY($1)
+     ORDER BY next_attempt_at, id LIMIT $2)
+    UNION ALL
+    (SELECT id FROM sys.outbox
+     WHERE status = 'in_flight' AND lease_expires_at <= now() AND target = ANY($1)
+     ORDER BY lease_expires_at LIMIT $2)
+), due AS (
+    SELECT o.id FROM sys.outbox o JOIN candidates c ON c.id = o.id
+    WHERE ((o.status = 'pending' AND o.next_attempt_at <= now())
+           OR (o.status = 'in_flight' AND o.lease_expires_at <= now()))
+      AND NOT EXISTS (
+          SELECT 1 FROM sys.outbox older
+          WHERE older.cons_id = o.cons_id AND older.target = o.target
+            AND older.id < o.id AND older.status <> 'delivered')
+    ORDER BY o.id
+    LIMIT $2
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE sys.outbox o
+SET status = 'in_flight', attempts = o.attempts + 1, lease_owner = $3,
+    lease_token = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => $4)
+FROM due WHERE o.id = due.id
+RETURNING o.id, o.cons_id, o.target, o.kind, o.payload, o.attempts, o.lease_token, o.created_at,
+          now() AS claimed_at
+"#;
+    let targets: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
+    let mut claimed = diesel::sql_query(CLAIM_SQL)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(targets)
+        .bind::<diesel::sql_types::Int8, _>(limit)
+        .bind::<diesel::sql_types::Text, _>(owner)
+        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+        .load::<Claimed>(connection)
+        .await?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+/// How one attempt ended, as the relay records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The peer has the effect. `effect` says what to write back to the ticket.
+    Delivered { effect: Effect },
+    /// Try again after `delay` (computed by the relay: backoff or `Retry-After`).
+    Retry {
+        delay: std::time::Duration,
+        error: String,
+        http_status: Option<u16>,
+    },
+    /// Give up: a permanent refusal, or the attempts are used up.
+    Dead {
+        error: String,
+        http_status: Option<u16>,
+    },
+}
+
+/// What a delivered entry changes on our side, written in the transaction that completes
+/// the entry so that ids and sync state never disagree with the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing beyond marking the entry delivered.
+    None,
+    /// The ticket exists in Chatwoot.
+    ChatwootTicket {
+        contact_id: i64,
+        conversation_id: i64,
+    },
+    /// The ticket exists in 1C; its number must then reach the Chatwoot conversation,
+    /// so a follow-up Chatwoot entry is enqueued.
+    OnecTicket {
+        counterparty_key: Uuid,
+        ref_key: Uuid,
+        number: String,
+    },
+}
+
+/// Records the outcomes of a batch in one transaction of a few set-based statements,
+/// whatever the batch size. Each outbox update matches the lease token the entry was
+/// claimed with, so a worker whose lease expired (and whose entry another worker may have
+/// taken) changes nothing, and its effects are not written either. Returns the ids whose
+/// outcome was recorded.
+pub async fn complete(
+    connection: &mut PooledConnection,
+    results: &[(Claimed, Outcome)],
+) -> Result<Vec<i64>, StoreError> {
+    use diesel_async::AsyncConnection;
+    if results.is_empty() {
+        return Ok(Vec::new());
+    }
+    connection
+        .transaction::<Vec<i64>, StoreError, _>(async |tx| {
+            let recorded = record_outcomes(tx, results).await?;
+            let delivered: Vec<&(Claimed, Outcome)> = results
+                .iter()
+                .filter(|(entry, outcome)| {
+                    recorded.contains(&entry.id) && matches!(outcome, Outcome::Delivered { .. })
+                })
+                .collect();
+            write_effects(tx, &delivered).await?;
+            let touched: Vec<&Claimed> = results
+                .iter()
+                .map(|(entry, _)| entry)
+                .filter(|e| recorded.contains(&e.id))
+                .collect();
+            refresh_sync_state(tx, &touched).await?;
+            Ok(recorded)
+        })
+        .await
+}
+
+#[derive(QueryableByName)]
+struct RecordedId {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    id: i64,
+}
+
+/// Moves each entry to its new status and logs the attempt, fenced by the lease token.
+async fn record_outcomes(
+    tx: &mut diesel_async::AsyncPgConnection,
+    results: &[(Claimed, Outcome)],
+) -> Result<Vec<i64>, StoreError> {
+    use diesel::sql_types::{
+        Array, Int2, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+    };
+    let mut ids = Vec::with_capacity(results.len());
+    let mut tokens = Vec::with_capacity(results.len());
+    let mut statuses = Vec::with_capacity(results.len());
+    let mut delays_ms = Vec::with_capacity(results.len());
+    let mut errors: Vec<Option<&str>> = Vec::with_capacity(results.len());
+    let mut http_statuses: Vec<Option<i16>> = Vec::with_capacity(results.len());
+    let mut attempts = Vec::with_capacity(results.len());
+    let mut started = Vec::with_capacity(results.len());
+    for (entry, outcome) in results {
+        let (status, delay, error, http_status) = match outcome {
+            Outcome::Delivered { .. } => ("delivered", 0, None, None),
+            Outcome::Retry {
+                delay,
+                error,
+                http_status,
+            } => (
+                "pending",
+                i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+                Some(error.as_str()),
+                *http_status,
+            ),
+            Outcome::Dead { error, http_status } => ("dead", 0, Some(error.as_str()), *http_status),
+        };
+        ids.push(entry.id);
+        tokens.push(entry.lease_token);
+        statuses.push(status);
+        delays_ms.push(delay);
+        errors.push(error);
+        http_statuses.push(http_status.and_then(|s| i16::try_from(s).ok()));
+        attempts.push(entry.attempts);
+        started.push(entry.claimed_at);
+    }
+    let recorded = diesel::sql_query(
+        r#"
+WITH input AS (
+    SELECT * FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::int8[], $5::text[], $6::int2[], $7::int4[], $8::timestamptz[])
+        AS i(id, token, status, delay_ms, error, http_status, attempt, started_at)
+), updated AS (
+    UPDATE sys.outbox o
+    SET status = i.status,
+        next_attempt_at = CASE WHEN i.status = 'pending'
+                               THEN now() + i.delay_ms * interval '1 millisecond'
+                               ELSE o.next_attempt_at END,
+        delivered_at = CASE WHEN i.status = 'delivered' THEN now() END,
+        last_error = COALESCE(i.error, o.last_error),
+        lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+    FROM input i
+    WHERE o.id = i.id AND o.lease_token = i.token AND o.status = 'in_flight'
+    RETURNING o.id
+), attempts AS (
+    INSERT INTO sys.outbox_attempts (outbox_id, attempt, started_at, outcome, http_status, error)
+    SELECT i.id, i.attempt, i.started_at,
+           CASE i.status WHEN 'pending' THEN 'retry' ELSE i.status END, i.http_status, i.error
+    FROM input i JOIN updated u ON u.id = i.id
+    ON CONFLICT (outbox_id, attempt) DO NOTHING
+)
+SELECT id FROM updated
+"#,
+    )
+    .bind::<Array<Int8>, _>(ids)
+    .bind::<Array<SqlUuid>, _>(tokens)
+    .bind::<Array<Text>, _>(statuses)
+    .bind::<Array<Int8>, _>(delays_ms)
+    .bind::<Array<Nullable<Text>>, _>(errors)
+    .bind::<Array<Nullable<Int2>>, _>(http_statuses)
+    .bind::<Array<Int4>, _>(attempts)
+    .bind::<Array<Timestamptz>, _>(started)
+    .load::<RecordedId>(tx)
+    .await?;
+    Ok(recorded.into_iter().map(|r| r.id).collect())
+}
+
+/// Writes what delivered entries created at the peers: external ids on the ticket and the
+/// client, a history row per new external id, and follow-up entries.
+async fn write_effects(
+    tx: &mut diesel_async::AsyncPgConnection,
+    delivered: &[&(Claimed, Outcome)],
+) -> Result<(), StoreError> {
+    use diesel::sql_types::{Array, Int8, Nullable, Text, Uuid as SqlUuid};
+    let mut cons_ids = Vec::new();
+    let mut contacts: Vec<Option<i64>> = Vec::new();
+    let mut conversations: Vec<Option<i64>> = Vec::new();
+    let mut counterparties: Vec<Option<Uuid>> = Vec::new();
+    let mut ref_keys: Vec<Option<Uuid>> = Vec::new();
+    let mut numbers: Vec<Option<&str>> = Vec::new();
+    for (entry, outcome) in delivered {
+        let Outcome::Delivered { effect } = outcome else {
+            continue;
+        };
+        match effect {
+            Effect::None => continue,
+            Effect::ChatwootTicket {
+                contact_id,
+                conversation_id,
+            } => {
+                cons_ids.push(entry.cons_id);
+                contacts.push(Some(*contact_id));
+                conversations.push(Some(*conversation_id));
+                counterparties.push(None);
+                ref_keys.push(None);
+                numbers.push(None);
+            }
+            Effect::OnecTicket {
+                counterparty_key,
+                ref_key,
+                number,
+            } => {
+                cons_ids.push(entry.cons_id);
+                contacts.push(None);
+                conversations.push(None);
+                counterparties.push(Some(*counterparty_key));
+                ref_keys.push(Some(*ref_key));
+                numbers.push(Some(number.as_str()));
+            }
+        }
+    }
+    if cons_ids.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        r#"
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::uuid[], $5::uuid[], $6::text[])
+        AS i(cons_id, contact_id, conversation_id, counterparty_key, ref_key, number)
+), per_ticket AS (
+    SELECT cons_id, max(conversation_id) AS conversation_id, max(ref_key::text)::uuid AS ref_key,
+           max(number) AS number
+    FROM input GROUP BY cons_id
+), before AS (
+    SELECT t.cons_id, t.chatwoot_conversation_id, t.onec_ref_key, t.onec_number
+    FROM cons.tickets t JOIN per_ticket p USING (cons_id)
+), tickets AS (
+    UPDATE cons.tickets t
+    SET chatwoot_conversation_id = COALESCE(p.conversation_id, t.chatwoot_conversation_id),
+        onec_ref_key = COALESCE(p.ref_key, t.onec_ref_key),
+        onec_number = COALESCE(p.number, t.onec_number),
+        updated_at = now()
+    FROM per_ticket p WHERE t.cons_id = p.cons_id
+), history AS (
+    INSERT INTO cons.ticket_history (cons_id, field, old_value, new_value, source, actor)
+    SELECT b.cons_id, 'chatwoot_conversation_id', b.chatwoot_conversation_id::text, p.conversation_id::text, 'chatwoot', 'relay'
+    FROM before b JOIN per_ticket p USING (cons_id)
+    WHERE p.conversation_id IS DISTINCT FROM b.chatwoot_conversation_id AND p.conversation_id IS NOT NULL
+    UNION ALL
+    SELECT b.cons_id, 'onec_number', b.onec_number, p.number, 'onec', 'relay'
+    FROM before b JOIN per_ticket p USING (cons_id)
+    WHERE p.number IS DISTINCT FROM b.onec_number AND p.number IS NOT NULL
+), clients AS (
+    UPDATE cons.clients c
+    SET chatwoot_contact_id = COALESCE(c.chatwoot_contact_id, p.contact_id),
+        onec_counterparty_key = COALESCE(c.onec_counterparty_key, p.counterparty_key),
+        updated_at = now()
+    FROM (SELECT t.client_id, max(i.contact_id) AS contact_id,
+                 max(i.counterparty_key::text)::uuid AS counterparty_key
+          FROM input i JOIN cons.tickets t USING (cons_id) GROUP BY t.client_id) p
+    WHERE c.client_id = p.client_id
+), follow_ups AS (
+    INSERT INTO sys.outbox (cons_id, target, kind, payload)
+    SELECT cons_id, 'chatwoot', 'ticket.onec_number', jsonb_build_object('number', number)
+    FROM input WHERE number IS NOT NULL
+)
+SELECT 1
+"#,
+    )
+    .bind::<Array<SqlUuid>, _>(cons_ids)
+    .bind::<Array<Nullable<Int8>>, _>(contacts)
+    .bind::<Array<Nullable<Int8>>, _>(conversations)
+    .bind::<Array<Nullable<SqlUuid>>, _>(counterparties)
+    .bind::<Array<Nullable<SqlUuid>>, _>(ref_keys)
+    .bind::<Array<Nullable<Text>>, _>(numbers)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Recomputes the ticket's `sync_<target>` from the outbox entries of each touched
+/// (ticket, target): dead if any is dead, failed if one is being retried, pending while
+/// any is undelivered, else delivered.
+async fn refresh_sync_state(
+    tx: &mut diesel_async::AsyncPgConnection,
+    touched: &[&Claimed],
+) -> Result<(), StoreError> {
+    use diesel::sql_types::{Array, Text, Uuid as SqlUuid};
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let cons_ids: Vec<Uuid> = touched.iter().map(|e| e.cons_id).collect();
+    let targets: Vec<&str> = touched.iter().map(|e| e.target.as_str()).collect();
+    diesel::sql_query(
+        r#"
+WITH touched AS (
+    SELECT DISTINCT * FROM unnest($1::uuid[], $2::text[]) AS t(cons_id, target)
+), state AS (
+    SELECT o.cons_id, o.target,
+           CASE WHEN bool_or(o.status = 'dead') THEN 'dead'
+                WHEN bool_or(o.status IN ('pending', 'in_flight') AND o.last_error IS NOT NULL) THEN 'failed'
+                WHEN bool_or(o.status IN ('pending', 'in_flight')) THEN 'pending'
+                ELSE 'delivered' END AS sync
+    FROM sys.outbox o JOIN touched USING (cons_id, target)
+    GROUP BY o.cons_id, o.target
+), per_ticket AS (
+    SELECT cons_id, max(sync) FILTER (WHERE target = 'chatwoot') AS chatwoot,
+           max(sync) FILTER (WHERE target = 'onec') AS onec
+    FROM state GROUP BY cons_id
+)
+UPDATE cons.tickets t
+SET sync_chatwoot = COALESCE(p.chatwoot, t.sync_chatwoot),
+    sync_onec = COALESCE(p.onec, t.sync_onec),
+    updated_at = now()
+FROM per_ticket p
+WHERE t.cons_id = p.cons_id
+  AND (t.sync_chatwoot IS DISTINCT FROM COALESCE(p.chatwoot, t.sync_chatwoot)
+       OR t.sync_onec IS DISTINCT FROM COALESCE(p.onec, t.sync_onec))
+"#,
+    )
+    .bind::<Array<SqlUuid>, _>(cons_ids)
+    .bind::<Array<Text>, _>(targets)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
