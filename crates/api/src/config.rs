@@ -6,10 +6,10 @@
 //! `cons_store::settings`.
 
 use crate::auth::ServiceTokens;
-use crate::telemetry::LogConfig;
 use cons_domain::IntakeLimits;
 use cons_store::pool::PoolSettings;
 use cons_store::settings::{ConfigError, DatabaseConfig, Env};
+use cons_telemetry::LogConfig;
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,6 @@ pub mod errors;
 mod handlers;
 pub mod metrics;
 pub mod state;
-pub mod telemetry;
 
 use crate::config::ApiConfig;
 use crate::errors::ApiError;
@@ -100,7 +99,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    metrics::handle();
+    cons_telemetry::prometheus();
     let (app, document) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -122,7 +121,24 @@ pub fn app(
             HttpResponse::from_error(ApiError::NotFound("route"))
         }))
         .wrap(from_fn(metrics::track))
-        .wrap(tracing_actix_web::TracingLogger::default())
+        .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
+}
+
+/// The request span: tracing-actix-web's default fields, plus the authenticated caller
+/// (a service name; never a token), filled in by the `Caller` extractor.
+struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        tracing_actix_web::root_span!(request, caller = tracing::field::Empty)
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
 }
 
 /// A started server and the port it listens on (useful when bound to port 0).

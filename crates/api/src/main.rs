@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    cons_api::telemetry::init(&config.log);
+    cons_telemetry::init(&config.log);
     let result = async {
         cons_api::build(&config)
             .await?

@@ -18,11 +18,11 @@ pub struct DevArgs {
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let env = Env::load()?;
-    let mut log = cons_api::telemetry::LogConfig::from_env(&env)?;
+    let mut log = cons_telemetry::LogConfig::from_env(&env)?;
     if env.get("RUST_LOG").is_none() {
         log.filter = "info,actix_server=warn".into();
     }
-    cons_api::telemetry::init(&log);
+    cons_telemetry::init(&log);
 
     // Kept alive until the end of this function: dropping it stops PostgreSQL.
     let mut cluster = None;

@@ -4,6 +4,7 @@
 
 mod dev;
 mod outbox;
+mod ticket;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -27,9 +28,12 @@ enum Command {
     Migrate,
     /// Run the whole system on an embedded default: a private PostgreSQL and the API.
     Dev(dev::DevArgs),
-    /// Inspect outbox entries.
+    /// Inspect and repair outbox entries.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Inspect a ticket.
+    #[command(subcommand)]
+    Ticket(ticket::TicketCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -52,6 +56,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Outbox(command) => outbox::run(command, &database_config()?).await,
+        Command::Ticket(command) => ticket::run(command, &database_config()?).await,
+    }
+}
+
+/// Asks on the terminal; anything but y/yes is no. Without a terminal (a script) the
+/// answer is no: scripts pass `--yes`.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+/// A progress bar on a terminal, nothing otherwise (logs and pipes stay clean).
+fn progress(length: u64, visible: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if visible && std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(length)
+    } else {
+        indicatif::ProgressBar::hidden()
     }
 }
 

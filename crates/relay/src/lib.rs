@@ -4,7 +4,10 @@
 //! retries follow a schedule stored in the database.
 
 pub mod backoff;
+pub mod config;
 pub mod deliver;
+pub mod listener;
+pub mod observe;
 pub mod pause;
 pub mod worker;
 

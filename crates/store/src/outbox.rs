@@ -496,3 +496,135 @@ WHERE t.cons_id = p.cons_id
     .await?;
     Ok(())
 }
+
+/// Undelivered entries of one target and status.
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct StatusCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub target: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub count: i64,
+    /// Seconds since the oldest of them was committed.
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub oldest_age_seconds: f64,
+}
+
+/// Counts of pending, in-flight and dead entries per target, with the age of the oldest.
+/// Delivered rows are left out: counting them would scan the whole table, while these
+/// come from the small partial indexes.
+pub async fn live_counts(
+    connection: &mut PooledConnection,
+) -> Result<Vec<StatusCount>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT target, status, count(*) AS count,
+                COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
+         FROM sys.outbox WHERE status IN ('pending', 'in_flight', 'dead')
+         GROUP BY target, status ORDER BY target, status",
+    )
+    .load(connection)
+    .await?)
+}
+
+/// Which dead entries a bulk replay takes.
+#[derive(Debug, Clone, Default)]
+pub struct DeadFilter {
+    pub target: Option<Target>,
+    pub cons_id: Option<Uuid>,
+    /// Only entries created at most this long ago.
+    pub since: Option<std::time::Duration>,
+}
+
+/// Ids of the dead entries matching `filter`, oldest first.
+pub async fn dead_ids(
+    connection: &mut PooledConnection,
+    filter: &DeadFilter,
+) -> Result<Vec<i64>, StoreError> {
+    let mut query = outbox::table
+        .filter(outbox::status.eq("dead"))
+        .select(outbox::id)
+        .order(outbox::id.asc())
+        .into_boxed();
+    if let Some(target) = filter.target {
+        query = query.filter(outbox::target.eq(target.as_str()));
+    }
+    if let Some(cons_id) = filter.cons_id {
+        query = query.filter(outbox::cons_id.eq(cons_id));
+    }
+    if let Some(since) = filter.since {
+        let from = Utc::now() - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
+        query = query.filter(outbox::created_at.ge(from));
+    }
+    Ok(query.load(connection).await?)
+}
+
+/// Puts these entries back to `pending`, due now, with a fresh attempt budget, and wakes
+/// the relay. Only dead entries move: replaying an entry twice (or one that is already
+/// pending or delivered) changes nothing, so it cannot cause a second effect. Returns the
+/// ids that moved.
+pub async fn replay(
+    connection: &mut PooledConnection,
+    ids: &[i64],
+) -> Result<Vec<i64>, StoreError> {
+    #[derive(QueryableByName)]
+    struct Moved {
+        #[diesel(sql_type = diesel::sql_types::Int8)]
+        id: i64,
+    }
+    let moved = diesel::sql_query(
+        "WITH moved AS (
+             UPDATE sys.outbox SET status = 'pending', attempts = 0, next_attempt_at = now()
+             WHERE id = ANY($1) AND status = 'dead'
+             RETURNING id, cons_id, target
+         ), sync AS (
+             UPDATE cons.tickets t
+             SET sync_chatwoot = CASE WHEN m.chatwoot THEN 'failed' ELSE t.sync_chatwoot END,
+                 sync_onec = CASE WHEN m.onec THEN 'failed' ELSE t.sync_onec END,
+                 updated_at = now()
+             FROM (SELECT cons_id, bool_or(target = 'chatwoot') AS chatwoot, bool_or(target = 'onec') AS onec
+                   FROM moved GROUP BY cons_id) m
+             WHERE t.cons_id = m.cons_id
+         ), wake AS (SELECT pg_notify('outbox', '') WHERE EXISTS (SELECT 1 FROM moved))
+         SELECT id FROM moved, (SELECT count(*) FROM wake) w ORDER BY id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
+    .load::<Moved>(connection)
+    .await?;
+    Ok(moved.into_iter().map(|m| m.id).collect())
+}
+
+/// Deletes delivered entries delivered more than `older_than` ago, in chunks so that no
+/// single statement holds many locks; returns how many went.
+pub async fn purge_delivered(
+    connection: &mut PooledConnection,
+    older_than: std::time::Duration,
+) -> Result<usize, StoreError> {
+    const CHUNK: i64 = 10_000;
+    let mut purged = 0;
+    loop {
+        let deleted = diesel::sql_query(
+            "DELETE FROM sys.outbox WHERE id IN (
+                 SELECT id FROM sys.outbox
+                 WHERE status = 'delivered' AND delivered_at < now() - make_interval(secs => $1)
+                 LIMIT $2)",
+        )
+        .bind::<diesel::sql_types::Double, _>(older_than.as_secs_f64())
+        .bind::<diesel::sql_types::Int8, _>(CHUNK)
+        .execute(connection)
+        .await?;
+        purged += deleted;
+        if (deleted as i64) < CHUNK {
+            return Ok(purged);
+        }
+    }
+}
+
+/// All delivered entries (a full count: for operators, not for dashboards).
+pub async fn delivered_count(connection: &mut PooledConnection) -> Result<i64, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::status.eq("delivered"))
+        .count()
+        .get_result(connection)
+        .await?)
+}

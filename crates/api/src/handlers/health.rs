@@ -53,7 +53,7 @@ pub async fn health_db(state: web::Data<AppState>) -> Result<web::Json<Health>, 
 #[utoipa::path(tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn metrics() -> HttpResponse {
-    let body = crate::metrics::handle()
+    let body = cons_telemetry::prometheus()
         .map(|h| h.render())
         .unwrap_or_default();
     HttpResponse::Ok()

@@ -325,5 +325,8 @@ async fn an_empty_database_reports_every_migration_pending() {
     let pending = cons_store::migrate::pending(&db.cluster_url("empty_one"))
         .await
         .unwrap();
-    assert_eq!(pending, vec!["20261126000001".to_owned()]);
+    assert_eq!(
+        pending,
+        vec!["20261126000001".to_owned(), "20261126000002".to_owned()]
+    );
 }

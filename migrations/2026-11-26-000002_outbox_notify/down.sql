@@ -1,0 +1,2 @@
+DROP TRIGGER outbox_notify ON sys.outbox;
+DROP FUNCTION sys.outbox_notify();
