@@ -42,6 +42,16 @@ impl TargetHealth {
             .map_or(Duration::ZERO, |until| until.saturating_duration_since(now))
     }
 
+    /// How many deliveries may be in flight: after a pause, one probe at a time until a
+    /// delivery succeeds, so a peer that is still down costs one attempt, not one per slot.
+    pub fn allowed_in_flight(&self, concurrency: usize) -> usize {
+        if self.lock().pauses_in_a_row > 0 {
+            1
+        } else {
+            concurrency
+        }
+    }
+
     pub fn succeeded(&self) {
         let mut state = self.lock();
         state.consecutive_failures = 0;
@@ -107,6 +117,7 @@ mod tests {
         assert_eq!(health.paused_for(now), Duration::ZERO);
         health.failed(now, None);
         assert_eq!(health.paused_for(now), Duration::from_secs(10));
+        assert_eq!(health.allowed_in_flight(32), 1, "probing after a pause");
         for _ in 0..3 {
             health.failed(now, None);
         }
@@ -116,6 +127,7 @@ mod tests {
         }
         assert_eq!(health.paused_for(now), Duration::from_secs(25));
         health.succeeded();
+        assert_eq!(health.allowed_in_flight(32), 32);
         for _ in 0..3 {
             health.failed(now + Duration::from_secs(100), None);
         }

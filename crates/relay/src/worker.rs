@@ -176,9 +176,11 @@ impl<D: Deliver> Relay<D> {
             woken.as_mut().enable();
 
             let idle;
-            let paused_for = self.health(target.target).paused_for(Instant::now());
-            if !stopping && paused_for.is_zero() && in_flight.len() < target.concurrency {
-                let free = (target.concurrency - in_flight.len()).min(self.settings.batch_size);
+            let health = self.health(target.target);
+            let paused_for = health.paused_for(Instant::now());
+            let allowed = health.allowed_in_flight(target.concurrency);
+            if !stopping && paused_for.is_zero() && in_flight.len() < allowed {
+                let free = (allowed - in_flight.len()).min(self.settings.batch_size);
                 match self.claim(&target, free).await {
                     Ok(claimed) => {
                         idle = claimed.is_empty();
