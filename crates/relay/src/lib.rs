@@ -6,9 +6,11 @@
 pub mod backoff;
 pub mod config;
 pub mod deliver;
+pub mod effects;
 pub mod listener;
 pub mod observe;
 pub mod pause;
+pub mod service;
 pub mod worker;
 
 pub use deliver::{Deliver, DeliveryError};

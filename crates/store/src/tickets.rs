@@ -368,3 +368,40 @@ pub async fn history(
         .load(connection)
         .await?)
 }
+
+/// What the relay needs to deliver a ticket: the ticket, and its client as the peers
+/// must know it.
+#[derive(Debug, Clone)]
+pub struct DeliveryView {
+    pub ticket: TicketRecord,
+    pub client: ClientRecord,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = clients)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct ClientRecord {
+    pub client_id: Uuid,
+    pub name: String,
+    pub phone_number: Option<String>,
+    pub email: Option<String>,
+    pub org_inn: Option<String>,
+    pub code_abonent: Option<String>,
+    pub company_name: Option<String>,
+    pub chatwoot_contact_id: Option<i64>,
+    pub onec_counterparty_key: Option<Uuid>,
+}
+
+pub async fn delivery_view(
+    connection: &mut PooledConnection,
+    cons_id: Uuid,
+) -> Result<Option<DeliveryView>, StoreError> {
+    let row = tickets::table
+        .inner_join(clients::table)
+        .filter(tickets::cons_id.eq(cons_id))
+        .select((TicketRecord::as_select(), ClientRecord::as_select()))
+        .first::<(TicketRecord, ClientRecord)>(connection)
+        .await
+        .optional()?;
+    Ok(row.map(|(ticket, client)| DeliveryView { ticket, client }))
+}

@@ -6,6 +6,7 @@
 )]
 
 mod loop_and_leases;
+mod peers;
 
 use cons_domain::Target;
 use cons_relay::backoff::Backoff;

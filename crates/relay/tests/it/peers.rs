@@ -1,0 +1,426 @@
+//! The real effects against the Chatwoot and 1C simulators: a ticket reaches both with
+//! every external id stored, and faults (5xx, 429, "act, then time out", business
+//! refusals) never create anything twice.
+
+use cons_domain::{
+    ClientRef, CodeAbonent, Comment, ConsultationType, Inn, Lang, NewClient, NewTicket, PersonName,
+    PhoneNumber, Source, TicketDraft,
+};
+use cons_relay::effects::Peers;
+use cons_relay::effects::config::PeersConfig;
+use cons_relay::{DrainReport, Relay};
+use cons_sim::Fault;
+use cons_sim::chatwoot::{ChatwootSim, ChatwootSimConfig};
+use cons_sim::onec::{OnecSim, OnecSimConfig};
+use cons_store::settings::Env;
+use cons_store::tickets::{self, CreateOutcome, CreateTicket};
+use cons_testdb::TestDatabase;
+use std::time::Duration;
+use uuid::Uuid;
+
+struct World {
+    db: TestDatabase,
+    chatwoot: ChatwootSim,
+    onec: OnecSim,
+    relay: Relay<Peers>,
+}
+
+const FOLDER: &str = "7ccd31ca-887b-11eb-938b-00e04cd03b68";
+
+async fn world() -> World {
+    let db = TestDatabase::new().await;
+    let chatwoot = ChatwootSim::start(ChatwootSimConfig::default()).unwrap();
+    let onec = OnecSim::start(OnecSimConfig::default()).unwrap();
+    let account = chatwoot.account_id().to_string();
+    let inbox = chatwoot.inbox_id().to_string();
+    let env = Env::from_pairs([
+        ("CHATWOOT_API_URL", chatwoot.base_url()),
+        ("CHATWOOT_API_TOKEN", "sim-chatwoot-token"),
+        ("CHATWOOT_ACCOUNT_ID", account.as_str()),
+        ("CHATWOOT_INBOX_ID", inbox.as_str()),
+        ("CHATWOOT_LABELS", "consultation"),
+        ("ONEC_ODATA_URL", onec.base_url()),
+        ("ONEC_USER", "odata"),
+        ("ONEC_PASSWORD", "odata-password"),
+        ("ONEC_COUNTERPARTY_FOLDER_KEY", FOLDER),
+        (
+            "ONEC_LANGUAGE_RU_KEY",
+            "15d38cda-1812-11ef-b824-c67597d01fa8",
+        ),
+        (
+            "ONEC_LANGUAGE_UZ_KEY",
+            "15d38cdb-1812-11ef-b824-c67597d01fa8",
+        ),
+        (
+            "ONEC_CONTACT_KIND_PHONE_KEY",
+            "c07763c7-2ae8-4708-a608-7691be9d782b",
+        ),
+        (
+            "ONEC_CONTACT_KIND_EMAIL_KEY",
+            "f0dddb0f-1cac-49ab-ad37-f9480b0ef654",
+        ),
+    ])
+    .unwrap();
+    // Short timeouts: a stalled simulator call must end quickly in a test.
+    let peers = PeersConfig::from_env(&env, Duration::from_millis(500), Duration::from_millis(500))
+        .unwrap();
+    let mut settings = crate::settings();
+    settings.backoff.base = Duration::from_millis(1);
+    settings.max_attempts = 5;
+    let relay = Relay::new(
+        db.pool().clone(),
+        settings,
+        peers.connect(db.pool().clone()).unwrap(),
+    );
+    World {
+        db,
+        chatwoot,
+        onec,
+        relay,
+    }
+}
+
+fn accounting_ticket(phone: &str, inn: Option<&str>) -> NewTicket {
+    NewTicket {
+        client: ClientRef::Match(NewClient {
+            name: PersonName::parse("Dilnoza Karimova").unwrap(),
+            phone_number: PhoneNumber::parse(phone).unwrap(),
+            email: None,
+            org_inn: inn.map(|i| Inn::parse(i).unwrap()),
+            code_abonent: inn.map(|_| CodeAbonent::parse("10240").unwrap()),
+            company_name: None,
+        }),
+        ticket: TicketDraft {
+            consultation_type: ConsultationType::Accounting,
+            comment: Some(Comment::parse("Как закрыть месяц в 1С:Бухгалтерии?").unwrap()),
+            topic: None,
+            lang: Lang::Ru,
+            scheduled_at: None,
+            importance: Some(cons_domain::Importance::new(2).unwrap()),
+            source: Source::Site,
+        },
+    }
+}
+
+async fn create(world: &World, command: &NewTicket) -> Uuid {
+    let mut connection = world.db.pool().get().await.unwrap();
+    let outcome = tickets::create(
+        &mut connection,
+        &CreateTicket {
+            command,
+            principal: "service:test",
+            idempotency: None,
+        },
+    )
+    .await
+    .unwrap();
+    match outcome {
+        CreateOutcome::Created(created) => created.cons_id,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Drains until nothing is due, making rescheduled entries due at once (the schedule
+/// itself is tested elsewhere); gives up after `rounds`.
+async fn drain_all(world: &World, rounds: usize) -> DrainReport {
+    let mut total = DrainReport::default();
+    for _ in 0..rounds {
+        let report = world.relay.drain().await.unwrap();
+        total.attempts += report.attempts;
+        total.delivered += report.delivered;
+        total.retried += report.retried;
+        total.dead += report.dead;
+        let left = crate::column(
+            world.db.pool(),
+            "WITH due AS (UPDATE sys.outbox SET next_attempt_at = now() WHERE status = 'pending' RETURNING 1)
+             SELECT count(*)::text AS value FROM due",
+        )
+        .await;
+        if left == ["0"] {
+            break;
+        }
+    }
+    total
+}
+
+async fn ticket_row(world: &World, cons_id: Uuid) -> String {
+    crate::column(
+        world.db.pool(),
+        &format!(
+            "SELECT coalesce(chatwoot_conversation_id::text, '-') || ' ' || coalesce(onec_number, '-') || ' ' ||
+                    sync_chatwoot || '/' || sync_onec AS value
+             FROM cons.tickets WHERE cons_id = '{cons_id}'"
+        ),
+    )
+    .await
+    .join("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_reaches_both_peers_with_every_external_id_stored() {
+    let world = world().await;
+    let cons_id = create(
+        &world,
+        &accounting_ticket("+998901234567", Some("301234567")),
+    )
+    .await;
+    let report = drain_all(&world, 5).await;
+    assert_eq!(report.dead, 0, "{report:?}");
+
+    let row = ticket_row(&world, cons_id).await;
+    let conversation_id: u64 = row.split(' ').next().unwrap().parse().unwrap();
+    assert!(row.ends_with("delivered/delivered"), "{row}");
+    let conversation = world.chatwoot.conversation(conversation_id).unwrap();
+    assert_eq!(
+        conversation.custom_attributes["cons_id"],
+        cons_id.to_string()
+    );
+    let number = row.split(' ').nth(1).unwrap();
+    assert_eq!(
+        conversation.custom_attributes["number_con"], number,
+        "the 1C number reached Chatwoot"
+    );
+    assert_eq!(conversation.labels, ["consultation"]);
+    assert_eq!(
+        world
+            .chatwoot
+            .messages_with_source_id(&format!("cons:{cons_id}:question")),
+        1
+    );
+    assert_eq!(
+        world
+            .onec
+            .consultations_with_marker(&cons_onec::consultation_marker(cons_id)),
+        1
+    );
+    assert_eq!(world.onec.counterparty_count(), 1);
+    let client = crate::column(world.db.pool(), "SELECT (chatwoot_contact_id IS NOT NULL AND onec_counterparty_key IS NOT NULL)::text AS value FROM cons.clients").await;
+    assert_eq!(client, ["true"]);
+    assert_eq!(world.chatwoot.unimplemented_calls(), 0);
+    assert_eq!(world.onec.unimplemented_calls(), 0);
+
+    // A second ticket of the same client reuses the contact and the counterparty.
+    let second = create(
+        &world,
+        &accounting_ticket("+998901234567", Some("301234567")),
+    )
+    .await;
+    drain_all(&world, 5).await;
+    assert!(
+        ticket_row(&world, second)
+            .await
+            .ends_with("delivered/delivered")
+    );
+    assert_eq!(world.chatwoot.counts().contacts, 1);
+    assert_eq!(world.onec.counterparty_count(), 1);
+    assert_eq!(world.chatwoot.counts().conversations, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acting_then_timing_out_creates_nothing_twice() {
+    let world = world().await;
+    // Every creating call: the peer does the work, the answer never comes.
+    for call in [
+        "POST /api/v1/accounts/1/contacts",
+        "POST /api/v1/accounts/1/conversations",
+        "/messages",
+    ] {
+        world
+            .chatwoot
+            .faults()
+            .next_matching(call, 1, Fault::ActThenStall);
+    }
+    world
+        .onec
+        .faults()
+        .next_matching("POST", 2, Fault::ActThenStall);
+    let cons_id = create(
+        &world,
+        &accounting_ticket("+998901234567", Some("301234567")),
+    )
+    .await;
+    let report = drain_all(&world, 10).await;
+    assert!(
+        report.retried >= 4,
+        "each stalled call cost an attempt: {report:?}"
+    );
+    assert!(
+        ticket_row(&world, cons_id)
+            .await
+            .ends_with("delivered/delivered")
+    );
+    assert_eq!(
+        world
+            .chatwoot
+            .contacts_with_identifier(&client_id(&world).await),
+        1
+    );
+    assert_eq!(
+        world
+            .chatwoot
+            .conversations_with_cons_id(&cons_id.to_string()),
+        1
+    );
+    assert_eq!(
+        world
+            .chatwoot
+            .messages_with_source_id(&format!("cons:{cons_id}:question")),
+        1
+    );
+    assert_eq!(world.onec.counterparty_count(), 1);
+    assert_eq!(
+        world
+            .onec
+            .consultations_with_marker(&cons_onec::consultation_marker(cons_id)),
+        1
+    );
+}
+
+async fn client_id(world: &World) -> String {
+    crate::column(
+        world.db.pool(),
+        "SELECT client_id::text AS value FROM cons.clients",
+    )
+    .await
+    .join("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_burst_is_retried_and_every_attempt_is_logged() {
+    let world = world().await;
+    world.chatwoot.faults().next(
+        3,
+        Fault::Status {
+            status: 503,
+            body: "{}".into(),
+        },
+    );
+    let cons_id = create(
+        &world,
+        &accounting_ticket("+998901234567", Some("301234567")),
+    )
+    .await;
+    let report = drain_all(&world, 10).await;
+    assert_eq!(report.dead, 0);
+    assert!(
+        ticket_row(&world, cons_id)
+            .await
+            .ends_with("delivered/delivered")
+    );
+    let attempts = crate::column(
+        world.db.pool(),
+        "SELECT a.outcome || ':' || coalesce(a.http_status::text, '-') AS value
+         FROM sys.outbox_attempts a JOIN sys.outbox o ON o.id = a.outbox_id
+         WHERE o.target = 'chatwoot' AND o.kind = 'ticket.create' ORDER BY a.attempt",
+    )
+    .await;
+    assert_eq!(
+        attempts,
+        ["retry:503", "retry:503", "retry:503", "delivered:-"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_pauses_the_target_for_its_retry_after_and_not_the_other() {
+    let world = world().await;
+    world.chatwoot.faults().next(
+        1,
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let cons_id = create(
+        &world,
+        &accounting_ticket("+998901234567", Some("301234567")),
+    )
+    .await;
+    let first = world.relay.drain().await.unwrap();
+    assert_eq!(
+        (first.retried, first.delivered),
+        (1, 1),
+        "1C was delivered while Chatwoot waits: {first:?}"
+    );
+    let calls = world.chatwoot.requests().len();
+    crate::column(world.db.pool(), "UPDATE sys.outbox SET next_attempt_at = now() WHERE status = 'pending' RETURNING '' AS value").await;
+    assert_eq!(
+        world.relay.drain().await.unwrap().attempts,
+        0,
+        "paused: nothing sent before Retry-After"
+    );
+    assert_eq!(world.chatwoot.requests().len(), calls);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    drain_all(&world, 5).await;
+    assert!(
+        ticket_row(&world, cons_id)
+            .await
+            .ends_with("delivered/delivered")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_business_refusal_is_dead_at_once_and_a_replay_after_the_fix_delivers_once() {
+    let world = world().await;
+    world.onec.set_daily_limit(Some(0));
+    let cons_id = create(
+        &world,
+        &accounting_ticket("+998901234567", Some("301234567")),
+    )
+    .await;
+    let report = drain_all(&world, 3).await;
+    assert_eq!(report.dead, 1, "{report:?}");
+    assert!(
+        ticket_row(&world, cons_id)
+            .await
+            .ends_with("delivered/dead")
+    );
+
+    world.onec.set_daily_limit(None);
+    let mut connection = world.db.pool().get().await.unwrap();
+    let dead = cons_store::outbox::dead_ids(&mut connection, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        cons_store::outbox::replay(&mut connection, &dead)
+            .await
+            .unwrap(),
+        dead
+    );
+    assert!(
+        cons_store::outbox::replay(&mut connection, &dead)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a second replay moves nothing"
+    );
+    drain_all(&world, 5).await;
+    assert!(
+        ticket_row(&world, cons_id)
+            .await
+            .ends_with("delivered/delivered")
+    );
+    assert_eq!(
+        world
+            .onec
+            .consultations_with_marker(&cons_onec::consultation_marker(cons_id)),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_subscriber_code_and_inn_cannot_be_booked_in_1c() {
+    let world = world().await;
+    let cons_id = create(&world, &accounting_ticket("+998901234567", None)).await;
+    drain_all(&world, 3).await;
+    assert!(
+        ticket_row(&world, cons_id)
+            .await
+            .ends_with("delivered/dead")
+    );
+    let error = crate::column(
+        world.db.pool(),
+        "SELECT last_error AS value FROM sys.outbox WHERE target = 'onec'",
+    )
+    .await;
+    assert!(error[0].contains("subscriber code and INN"), "{error:?}");
+    assert_eq!(world.onec.requests().len(), 0, "nothing was sent to 1C");
+}

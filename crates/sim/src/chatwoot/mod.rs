@@ -1,0 +1,263 @@
+//! The Chatwoot simulator: one account with one API-channel inbox, speaking Chatwoot 4.16.x's
+//! application API on the wire (bodies shaped like `../shared/fixtures/chatwoot/api/`,
+//! errors as in `errors.json`) and keeping the rules the middleware relies on: the token,
+//! per-account uniqueness of contact `identifier`/`email`/`phone_number`, display ids,
+//! replace semantics of conversation custom attributes and labels, `source_id` echoed on
+//! messages, the message flood guard. Served by `crate::server::serve`, so every request is
+//! recorded and scripted `Fault`s apply.
+//!
+//! What it does not do: webhooks, agent bots, the public client API, contact search/update,
+//! conversation list/filter, attachments, `merge` on custom attributes (4.17). Those routes
+//! answer 404 and count in [`ChatwootSim::unimplemented_calls`].
+
+mod routes;
+mod state;
+mod wire;
+
+pub use state::{
+    CONS_ID_KEY, SimAgent, SimContact, SimConversation, SimMessage, SimMessageType, SimSender,
+    SimStatus, SimTeam,
+};
+
+use crate::faults::Faults;
+use crate::server::{Recorded, SimServer, Wiring, serve};
+use state::Account;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Where and as what the simulator runs.
+#[derive(Clone)]
+pub struct ChatwootSimConfig {
+    /// `127.0.0.1:0` for a free port.
+    pub bind: String,
+    pub account_id: u64,
+    /// The id of the simulated API-channel inbox.
+    pub inbox_id: u64,
+    /// The only access token it accepts.
+    pub api_token: String,
+    /// actix workers.
+    pub workers: usize,
+}
+
+impl Default for ChatwootSimConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:0".to_owned(),
+            account_id: 1,
+            inbox_id: 3,
+            api_token: "sim-chatwoot-token".to_owned(),
+            workers: 1,
+        }
+    }
+}
+
+impl std::fmt::Debug for ChatwootSimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatwootSimConfig")
+            .field("bind", &self.bind)
+            .field("account_id", &self.account_id)
+            .field("inbox_id", &self.inbox_id)
+            .field("api_token", &"<redacted>")
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+/// What the handlers share: the account behind one mutex (every operation is a few hash
+/// lookups, far shorter than the HTTP work around it) and the counter of unsimulated calls.
+pub(crate) struct Shared {
+    account_id: u64,
+    api_token: String,
+    account: Mutex<Account>,
+    unimplemented: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Account> {
+        // A panicking handler must not poison the simulator for every later call.
+        self.account.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counts of what the simulated account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimCounts {
+    pub contacts: usize,
+    pub conversations: usize,
+    pub messages: usize,
+}
+
+/// A running Chatwoot simulator. Dropping it stops the server.
+pub struct ChatwootSim {
+    server: SimServer,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ChatwootSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatwootSim")
+            .field("base_url", &self.server.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatwootSim {
+    /// Starts serving on the current tokio runtime.
+    pub fn start(config: ChatwootSimConfig) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            account_id: config.account_id,
+            api_token: config.api_token,
+            account: Mutex::new(Account::new(config.account_id, config.inbox_id)),
+            unimplemented: AtomicU64::new(0),
+        });
+        let for_routes = shared.clone();
+        let server = serve(
+            &config.bind,
+            config.workers,
+            Arc::new(Wiring::default()),
+            move |cfg| {
+                routes::configure(cfg, for_routes.clone());
+            },
+        )?;
+        Ok(Self { server, shared })
+    }
+
+    /// `http://127.0.0.1:<port>`, the Chatwoot base URL to give a client.
+    pub fn base_url(&self) -> &str {
+        &self.server.base_url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    pub fn account_id(&self) -> u64 {
+        self.shared.account_id
+    }
+
+    pub fn inbox_id(&self) -> u64 {
+        self.shared.lock().inbox_id
+    }
+
+    pub fn faults(&self) -> &Faults {
+        self.server.faults()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.server.requests()
+    }
+
+    pub fn clear_requests(&self) {
+        self.server.wiring.clear_requests();
+    }
+
+    /// Stops accepting and drops open connections.
+    pub async fn stop(&self) {
+        self.server.stop().await;
+    }
+
+    /// Adds a team that assignments (and conversation creation) accept.
+    pub fn add_team(&self, id: u64, name: &str) {
+        self.shared.lock().teams.insert(
+            id,
+            SimTeam {
+                id,
+                name: name.to_owned(),
+            },
+        );
+    }
+
+    /// Adds an agent (a user of the account) that assignments accept.
+    pub fn add_agent(&self, id: u64, name: &str, email: &str) {
+        let agent = SimAgent {
+            id,
+            name: name.to_owned(),
+            email: email.to_owned(),
+        };
+        self.shared.lock().agents.insert(id, agent);
+    }
+
+    /// Messages per conversation per minute before Chatwoot's flood guard answers 422
+    /// "Too many messages" (200 by default, as Chatwoot; `None` turns it off for load tests).
+    pub fn set_message_flood_limit(&self, limit: Option<usize>) {
+        self.shared.lock().flood_limit = limit;
+    }
+
+    /// Calls to routes (or methods) the simulator does not implement.
+    pub fn unimplemented_calls(&self) -> u64 {
+        self.shared.unimplemented.load(Ordering::Relaxed)
+    }
+
+    pub fn counts(&self) -> SimCounts {
+        let account = self.shared.lock();
+        SimCounts {
+            contacts: account.contacts.len(),
+            conversations: account.conversations.len(),
+            messages: account.message_count(),
+        }
+    }
+
+    pub fn contacts(&self) -> Vec<SimContact> {
+        self.shared.lock().contacts.clone()
+    }
+
+    pub fn contact(&self, id: u64) -> Option<SimContact> {
+        self.shared.lock().contact(id).cloned()
+    }
+
+    pub fn conversations(&self) -> Vec<SimConversation> {
+        self.shared.lock().conversations.clone()
+    }
+
+    /// A conversation by display id.
+    pub fn conversation(&self, id: u64) -> Option<SimConversation> {
+        self.shared.lock().conversation(id).cloned()
+    }
+
+    /// All messages of a conversation, oldest first (empty for an unknown id).
+    pub fn messages(&self, conversation_id: u64) -> Vec<SimMessage> {
+        self.shared
+            .lock()
+            .conversation(conversation_id)
+            .map(|c| c.messages.clone())
+            .unwrap_or_default()
+    }
+
+    /// Contacts with exactly this identifier (0 or 1: it is unique per account).
+    pub fn contacts_with_identifier(&self, identifier: &str) -> usize {
+        self.shared.lock().contacts_with_identifier(identifier)
+    }
+
+    /// Conversations whose `custom_attributes.cons_id` is this ticket id.
+    pub fn conversations_with_cons_id(&self, cons_id: &str) -> usize {
+        self.shared.lock().conversations_with_cons_id(cons_id)
+    }
+
+    /// Messages (in any conversation) created with this `source_id`.
+    pub fn messages_with_source_id(&self, source_id: &str) -> usize {
+        self.shared.lock().messages_with_source_id(source_id)
+    }
+
+    /// An agent replies in the Chatwoot UI (an outgoing message from that agent, or a
+    /// private note). Returns the message id, `None` for an unknown conversation.
+    pub fn agent_reply(
+        &self,
+        conversation_id: u64,
+        agent_id: u64,
+        content: &str,
+        private: bool,
+    ) -> Option<u64> {
+        self.shared
+            .lock()
+            .agent_message(conversation_id, agent_id, content, private)
+            .ok()
+    }
+
+    /// An agent changes the status in the Chatwoot UI. `false` for an unknown conversation.
+    pub fn agent_set_status(&self, conversation_id: u64, status: SimStatus) -> bool {
+        self.shared
+            .lock()
+            .set_status(conversation_id, status)
+            .is_ok()
+    }
+}
