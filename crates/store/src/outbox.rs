@@ -404,11 +404,13 @@ WITH input AS (
            max(number) AS number
     FROM input GROUP BY cons_id
 ), before AS (
-    SELECT t.cons_id, t.chatwoot_conversation_id, t.onec_ref_key, t.onec_number
+    SELECT t.cons_id, t.status, t.chatwoot_conversation_id, t.onec_ref_key, t.onec_number
     FROM cons.tickets t JOIN per_ticket p USING (cons_id)
 ), tickets AS (
     UPDATE cons.tickets t
     SET chatwoot_conversation_id = COALESCE(p.conversation_id, t.chatwoot_conversation_id),
+        -- "new" means "not yet in Chatwoot": the conversation exists now, open.
+        status = CASE WHEN t.status = 'new' AND p.conversation_id IS NOT NULL THEN 'open' ELSE t.status END,
         onec_ref_key = COALESCE(p.ref_key, t.onec_ref_key),
         onec_number = COALESCE(p.number, t.onec_number),
         updated_at = now()
@@ -422,6 +424,10 @@ WITH input AS (
     SELECT b.cons_id, 'onec_number', b.onec_number, p.number, 'onec', 'relay'
     FROM before b JOIN per_ticket p USING (cons_id)
     WHERE p.number IS DISTINCT FROM b.onec_number AND p.number IS NOT NULL
+    UNION ALL
+    SELECT b.cons_id, 'status', b.status, 'open', 'chatwoot', 'relay'
+    FROM before b JOIN per_ticket p USING (cons_id)
+    WHERE b.status = 'new' AND p.conversation_id IS NOT NULL
 ), clients AS (
     UPDATE cons.clients c
     SET chatwoot_contact_id = COALESCE(c.chatwoot_contact_id, p.contact_id),

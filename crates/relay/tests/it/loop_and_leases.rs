@@ -342,13 +342,23 @@ async fn delivered_effects_write_external_ids_history_and_follow_ups() {
     )
     .await;
     assert_eq!(client_row, [format!("42 {counterparty}")]);
-    let history = column(db.pool(), "SELECT field || '=' || new_value || ' by ' || source AS value FROM cons.ticket_history ORDER BY id").await;
+    let history = column(
+        db.pool(),
+        "SELECT field || '=' || new_value || ' by ' || source AS value FROM cons.ticket_history ORDER BY field",
+    )
+    .await;
     assert_eq!(
         history,
         [
             "chatwoot_conversation_id=118 by chatwoot",
-            "onec_number=ЦЛ-000123 by onec"
+            "onec_number=ЦЛ-000123 by onec",
+            "status=open by chatwoot"
         ]
+    );
+    assert_eq!(
+        column(db.pool(), "SELECT status AS value FROM cons.tickets").await,
+        ["open"],
+        "in Chatwoot: open"
     );
     let follow_up = column(db.pool(), "SELECT target || ' ' || kind || ' ' || payload::text || ' ' || status AS value FROM sys.outbox WHERE kind <> 'ticket.create'").await;
     assert_eq!(
