@@ -406,3 +406,90 @@ async fn the_running_loop_delivers_new_entries_when_woken_and_stops_on_shutdown(
         .unwrap()
         .unwrap();
 }
+
+/// Waits until `count` entries are delivered, failing after `limit`.
+async fn wait_delivered(pool: &cons_store::Pool, count: usize, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let delivered = column(
+            pool,
+            "SELECT count(*)::text AS value FROM sys.outbox WHERE status = 'delivered'",
+        )
+        .await;
+        if delivered == [count.to_string()] {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{delivered:?} of {count} delivered after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wakes_an_idle_relay_through_notify_and_the_listener_survives_a_lost_connection() {
+    let db = TestDatabase::new().await;
+    let mut relay_settings = settings();
+    relay_settings.poll_interval = Duration::from_secs(3600); // only NOTIFY can start work
+    let relay = std::sync::Arc::new(Relay::new(
+        db.pool().clone(),
+        relay_settings,
+        Scripted::new(delivered),
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let listener = tokio::spawn(cons_relay::listener::listen(
+        db.url().to_owned(),
+        relay.waker(),
+        stopped.clone(),
+    ));
+    let running = tokio::spawn(relay.clone().run(stopped));
+    // The listener is up once its LISTEN session exists.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listening =
+        "SELECT count(*)::text AS value FROM pg_stat_activity WHERE query = 'LISTEN outbox'";
+    while column(db.pool(), listening).await != ["1"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    ticket(db.pool(), &["chatwoot"]).await;
+    wait_delivered(db.pool(), 1, Duration::from_secs(5)).await;
+
+    // The server drops the listening session; the listener reconnects and work still
+    // starts on commit.
+    let old = column(
+        db.pool(),
+        "SELECT pid::text AS value FROM pg_stat_activity WHERE query = 'LISTEN outbox'",
+    )
+    .await;
+    column(db.pool(), "SELECT pg_terminate_backend(pid)::text AS value FROM pg_stat_activity WHERE query = 'LISTEN outbox'").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let fresh = format!(
+        "SELECT count(*)::text AS value FROM pg_stat_activity WHERE query = 'LISTEN outbox' AND pid <> {}",
+        old[0]
+    );
+    while column(db.pool(), &fresh).await != ["1"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ticket(db.pool(), &["chatwoot"]).await;
+    wait_delivered(db.pool(), 2, Duration::from_secs(5)).await;
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), listener)
+        .await
+        .unwrap()
+        .unwrap();
+}
