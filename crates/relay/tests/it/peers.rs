@@ -424,3 +424,62 @@ async fn a_client_without_subscriber_code_and_inn_cannot_be_booked_in_1c() {
     assert!(error[0].contains("subscriber code and INN"), "{error:?}");
     assert_eq!(world.onec.requests().len(), 0, "nothing was sent to 1C");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_peer_within_the_timeout_is_not_retried() {
+    let world = world().await;
+    // 0.8 × the 500 ms client timeout on every call.
+    world
+        .chatwoot
+        .faults()
+        .set_latency(Duration::from_millis(400));
+    let cons_id = create(
+        &world,
+        &accounting_ticket("+998901234567", Some("301234567")),
+    )
+    .await;
+    let report = drain_all(&world, 3).await;
+    assert_eq!(report.retried, 0, "{report:?}");
+    assert!(
+        ticket_row(&world, cons_id)
+            .await
+            .ends_with("delivered/delivered")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_hole_is_retried_until_it_answers_and_a_refused_connection_until_attempts_run_out()
+{
+    let world = world().await;
+    world.onec.stop().await; // connections refused from now on
+    world.chatwoot.faults().next(2, Fault::Stall); // the client times out twice
+    let cons_id = create(
+        &world,
+        &accounting_ticket("+998901234567", Some("301234567")),
+    )
+    .await;
+    drain_all(&world, 10).await;
+    let row = ticket_row(&world, cons_id).await;
+    assert!(row.ends_with("delivered/dead"), "{row}");
+    let attempts = crate::column(
+        world.db.pool(),
+        "SELECT o.target || ' ' || a.outcome || ' ' || coalesce(split_part(a.error, ':', 1), '') AS value
+         FROM sys.outbox_attempts a JOIN sys.outbox o ON o.id = a.outbox_id
+         WHERE o.kind = 'ticket.create' ORDER BY o.target, a.attempt",
+    )
+    .await;
+    assert_eq!(
+        attempts,
+        [
+            "chatwoot retry chatwoot timeout",
+            "chatwoot retry chatwoot timeout",
+            "chatwoot delivered ",
+            "onec retry 1c connect",
+            "onec retry 1c connect",
+            "onec retry 1c connect",
+            "onec retry 1c connect",
+            "onec dead 1c connect",
+        ],
+        "max_attempts is 5 in these tests"
+    );
+}
