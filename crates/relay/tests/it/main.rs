@@ -7,6 +7,8 @@
 
 mod loop_and_leases;
 mod peers;
+mod process;
+mod snapshots;
 
 use cons_domain::Target;
 use cons_relay::backoff::Backoff;

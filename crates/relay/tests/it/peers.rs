@@ -18,16 +18,16 @@ use cons_testdb::TestDatabase;
 use std::time::Duration;
 use uuid::Uuid;
 
-struct World {
-    db: TestDatabase,
-    chatwoot: ChatwootSim,
-    onec: OnecSim,
-    relay: Relay<Peers>,
+pub struct World {
+    pub db: TestDatabase,
+    pub chatwoot: ChatwootSim,
+    pub onec: OnecSim,
+    pub relay: Relay<Peers>,
 }
 
 const FOLDER: &str = "7ccd31ca-887b-11eb-938b-00e04cd03b68";
 
-async fn world() -> World {
+pub async fn world() -> World {
     let db = TestDatabase::new().await;
     let chatwoot = ChatwootSim::start(ChatwootSimConfig::default()).unwrap();
     let onec = OnecSim::start(OnecSimConfig::default()).unwrap();
@@ -80,7 +80,7 @@ async fn world() -> World {
     }
 }
 
-fn accounting_ticket(phone: &str, inn: Option<&str>) -> NewTicket {
+pub fn accounting_ticket(phone: &str, inn: Option<&str>) -> NewTicket {
     NewTicket {
         client: ClientRef::Match(NewClient {
             name: PersonName::parse("Dilnoza Karimova").unwrap(),
@@ -102,7 +102,7 @@ fn accounting_ticket(phone: &str, inn: Option<&str>) -> NewTicket {
     }
 }
 
-async fn create(world: &World, command: &NewTicket) -> Uuid {
+pub async fn create(world: &World, command: &NewTicket) -> Uuid {
     let mut connection = world.db.pool().get().await.unwrap();
     let outcome = tickets::create(
         &mut connection,
@@ -122,7 +122,7 @@ async fn create(world: &World, command: &NewTicket) -> Uuid {
 
 /// Drains until nothing is due, making rescheduled entries due at once (the schedule
 /// itself is tested elsewhere); gives up after `rounds`.
-async fn drain_all(world: &World, rounds: usize) -> DrainReport {
+pub async fn drain_all(world: &World, rounds: usize) -> DrainReport {
     let mut total = DrainReport::default();
     for _ in 0..rounds {
         let report = world.relay.drain().await.unwrap();
