@@ -150,16 +150,9 @@ pub struct Application {
 /// Checks migrations, builds the pool and binds the listener. The server runs when
 /// `server` is awaited; SIGINT and SIGTERM stop it gracefully.
 pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
-    let pending = cons_store::migrate::pending(&config.database.url)
+    cons_store::migrate::ensure_current(&config.database.url)
         .await
-        .context("could not check the database's migrations")?;
-    if !pending.is_empty() {
-        anyhow::bail!(
-            "the database has {} pending migration(s) ({}): run `consctl migrate` first",
-            pending.len(),
-            pending.join(", ")
-        );
-    }
+        .context("cannot start")?;
     let pool = cons_store::pool::build(&config.database.url, &config.database.pool)?;
     if config.service_tokens.is_empty() {
         tracing::warn!("SERVICE_TOKENS is empty: every ticket route will answer 401");

@@ -17,16 +17,9 @@ pub async fn run(
     peers: &PeersConfig,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let pending = cons_store::migrate::pending(&config.database.url)
+    cons_store::migrate::ensure_current(&config.database.url)
         .await
-        .context("could not check the database's migrations")?;
-    if !pending.is_empty() {
-        anyhow::bail!(
-            "the database has {} pending migration(s) ({}): run `consctl migrate` first",
-            pending.len(),
-            pending.join(", ")
-        );
-    }
+        .context("cannot start")?;
     let pool = cons_store::pool::build(&config.database.url, &config.database.pool)?;
     let relay = Arc::new(Relay::new(
         pool.clone(),

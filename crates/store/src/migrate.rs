@@ -34,6 +34,21 @@ pub async fn run_pending(database_url: &str) -> Result<Vec<String>, StoreError> 
     .await
 }
 
+/// Refuses a database with pending migrations, naming them and the fix: the services never
+/// migrate implicitly.
+pub async fn ensure_current(database_url: &str) -> Result<(), StoreError> {
+    let pending = pending(database_url).await?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Migration(format!(
+            "the database has {} pending migration(s) ({}): run `consctl migrate` first",
+            pending.len(),
+            pending.join(", ")
+        )))
+    }
+}
+
 /// Versions embedded in this binary that the database has not applied yet.
 pub async fn pending(database_url: &str) -> Result<Vec<String>, StoreError> {
     blocking(database_url, |connection| {
