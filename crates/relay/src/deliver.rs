@@ -16,6 +16,9 @@ pub struct DeliveryError {
     pub http_status: Option<u16>,
     /// The peer asked us to wait this long (429 `Retry-After`).
     pub retry_after: Option<Duration>,
+    /// False when the failure is ours (e.g. our database was unavailable), so it must
+    /// not count against the peer's health and pause it.
+    pub peer_fault: bool,
 }
 
 impl DeliveryError {
@@ -25,6 +28,7 @@ impl DeliveryError {
             message: message.into(),
             http_status: None,
             retry_after: None,
+            peer_fault: true,
         }
     }
 
@@ -34,6 +38,15 @@ impl DeliveryError {
             message: message.into(),
             http_status: None,
             retry_after: None,
+            peer_fault: true,
+        }
+    }
+
+    /// A retryable failure on our side, not the peer's.
+    pub fn local(message: impl Into<String>) -> Self {
+        DeliveryError {
+            peer_fault: false,
+            ..DeliveryError::retryable(message)
         }
     }
 

@@ -159,11 +159,13 @@ impl<D: Deliver> Relay<D> {
     }
 
     async fn run_target(
-        &self,
+        self: &Arc<Self>,
         target: TargetSettings,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), RelayError> {
-        let mut in_flight = FuturesUnordered::new();
+        // Deliveries run as their own tasks: they must progress (and give back any pooled
+        // connection they hold) while this loop waits on the pool to claim or record.
+        let mut in_flight: tokio::task::JoinSet<(Claimed, Outcome)> = tokio::task::JoinSet::new();
         let mut finished: Vec<(Claimed, Outcome)> = Vec::new();
         let mut oldest_finished: Option<Instant> = None;
         let mut stopping = false;
@@ -185,7 +187,8 @@ impl<D: Deliver> Relay<D> {
                     Ok(claimed) => {
                         idle = claimed.is_empty();
                         for entry in claimed {
-                            in_flight.push(self.attempt(&target, entry));
+                            let (relay, target) = (self.clone(), target.clone());
+                            in_flight.spawn(async move { relay.attempt(&target, entry).await });
                         }
                     }
                     Err(error) => {
@@ -207,11 +210,17 @@ impl<D: Deliver> Relay<D> {
                 self.settings.poll_interval
             };
             tokio::select! {
-                Some(result) = in_flight.next(), if !in_flight.is_empty() => {
-                    finished.push(result);
+                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    // A panicking delivery loses its entry's outcome; the lease expires and
+                    // the entry is tried again.
+                    let mut push = |joined: Result<(Claimed, Outcome), tokio::task::JoinError>| match joined {
+                        Ok(result) => finished.push(result),
+                        Err(error) => tracing::error!(%error, "a delivery task failed"),
+                    };
+                    push(joined);
                     // Take whatever else has finished too, without waiting.
-                    while let Some(Some(result)) = futures_util::FutureExt::now_or_never(in_flight.next()) {
-                        finished.push(result);
+                    while let Some(joined) = in_flight.try_join_next() {
+                        push(joined);
                     }
                     oldest_finished.get_or_insert_with(Instant::now);
                 }

@@ -240,5 +240,6 @@ pub fn failure(error: ChatwootError) -> DeliveryError {
         message: format!("chatwoot {}: {error}", error.kind()),
         http_status: error.http_status().filter(|s| *s >= 300),
         retry_after: error.retry_after(),
+        peer_fault: true,
     }
 }

@@ -22,10 +22,10 @@ impl Deliver for Peers {
                 .pool
                 .get()
                 .await
-                .map_err(|e| DeliveryError::retryable(format!("database unavailable: {e}")))?;
+                .map_err(|e| DeliveryError::local(format!("database unavailable: {e}")))?;
             cons_store::tickets::delivery_view(&mut connection, entry.cons_id)
                 .await
-                .map_err(|e| DeliveryError::retryable(format!("could not read the ticket: {e}")))?
+                .map_err(|e| DeliveryError::local(format!("could not read the ticket: {e}")))?
         };
         let Some(view) = view else {
             return Err(DeliveryError::permanent("the ticket no longer exists"));

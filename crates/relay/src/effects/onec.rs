@@ -152,5 +152,6 @@ pub fn failure(error: OnecError) -> DeliveryError {
         message: format!("1c {}: {error}", error.kind()),
         http_status: error.http_status(),
         retry_after: error.retry_after(),
+        peer_fault: true,
     }
 }

@@ -488,7 +488,7 @@ async fn audit(pool: &Pool, peers: &Peers) -> Audit {
     audit.stuck = outstanding(pool).await;
     audit.duplicates_delivered = count(
         pool,
-        "SELECT coalesce(sum(attempts - 1), 0)::text AS value FROM sys.outbox",
+        "SELECT coalesce(sum(greatest(attempts - 1, 0)), 0)::text AS value FROM sys.outbox",
     )
     .await;
     audit.max_attempts = count(
@@ -821,16 +821,16 @@ async fn the_running_relay_answers_health_and_counts_deliveries_in_metrics() {
     assert!(drained.is_some(), "{}", relay.stderr());
     // The gauges and counters are recorded after the commit; the page may lag it by a
     // moment.
-    let mut page = String::new();
-    let counted = eventually(Duration::from_secs(5), || {
-        let relay = &relay;
-        let page = &mut page;
-        async move {
-            *page = relay.metrics().await;
-            delivered_total(page, "chatwoot") == 2 && delivered_total(page, "onec") == 1
-        }
+    let page = std::sync::Mutex::new(String::new());
+    let counted = eventually(Duration::from_secs(5), || async {
+        let current = relay.metrics().await;
+        let complete =
+            delivered_total(&current, "chatwoot") == 2 && delivered_total(&current, "onec") == 1;
+        *page.lock().unwrap() = current;
+        complete
     })
     .await;
+    let page = page.into_inner().unwrap();
     assert!(
         counted.is_some(),
         "ticket.create to both and the 1C number to Chatwoot: {page}"
@@ -840,4 +840,38 @@ async fn the_running_relay_answers_health_and_counts_deliveries_in_metrics() {
     relay.terminate();
     let status = relay.exit_within(Duration::from_secs(10)).await;
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+/// A regression test for a deadlock the first relay loop had: it awaited a claim or a flush
+/// without driving its deliveries in flight, a parked delivery could hold a pool connection
+/// (the effects read the ticket first), and with the default pool of 8 and 32 deliveries per
+/// target the flush waited for a connection forever. Deliveries now run as their own tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_with_the_default_pool_and_concurrency_drains_a_backlog() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDatabase::new().await;
+    let peers = Peers::start(Duration::from_millis(4));
+    for i in 0..300 {
+        create(db.pool(), i, is_accounting(i)).await;
+    }
+    let relay = Relay::spawn(&with(&peers.env(db.url()), &[("DB_POOL_SIZE", None)]));
+    let drained = eventually(Duration::from_secs(30), || async {
+        outstanding(db.pool()).await == 0
+    })
+    .await;
+    if drained.is_none() {
+        // What the relay's connections are doing: all idle at the server, i.e. checked out
+        // by futures that nobody polls.
+        let activity = crate::column(
+            db.pool(),
+            "SELECT state || ': ' || count(*) AS value FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() GROUP BY state",
+        )
+        .await;
+        let left = outstanding(db.pool()).await;
+        panic!(
+            "{left} entries never delivered; connections {activity:?}; relay: {}",
+            relay.stderr()
+        );
+    }
 }
