@@ -1,6 +1,7 @@
 //! Everything that touches PostgreSQL: the pool, embedded migrations, the diesel schema
 //! and the repositories for tickets, their history and the outbox.
 
+mod cached;
 mod error;
 pub mod migrate;
 pub mod outbox;

@@ -178,13 +178,15 @@ RETURNING o.id, o.cons_id, o.target, o.kind, o.payload, o.attempts, o.lease_toke
           now() AS claimed_at
 "#;
     let targets: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
-    let mut claimed = diesel::sql_query(CLAIM_SQL)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(targets)
-        .bind::<diesel::sql_types::Int8, _>(limit)
-        .bind::<diesel::sql_types::Text, _>(owner)
-        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
-        .load::<Claimed>(connection)
-        .await?;
+    let mut claimed = crate::cached::Cached(
+        diesel::sql_query(CLAIM_SQL)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(targets)
+            .bind::<diesel::sql_types::Int8, _>(limit)
+            .bind::<diesel::sql_types::Text, _>(owner)
+            .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64()),
+    )
+    .load::<Claimed>(connection)
+    .await?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
 }
@@ -307,7 +309,7 @@ async fn record_outcomes(
         attempts.push(entry.attempts);
         started.push(entry.claimed_at);
     }
-    let recorded = diesel::sql_query(
+    let recorded = crate::cached::Cached(diesel::sql_query(
         r#"
 WITH input AS (
     SELECT * FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::int8[], $5::text[], $6::int2[], $7::int4[], $8::timestamptz[])
@@ -341,7 +343,7 @@ SELECT id FROM updated
     .bind::<Array<Nullable<Text>>, _>(errors)
     .bind::<Array<Nullable<Int2>>, _>(http_statuses)
     .bind::<Array<Int4>, _>(attempts)
-    .bind::<Array<Timestamptz>, _>(started)
+    .bind::<Array<Timestamptz>, _>(started))
     .load::<RecordedId>(tx)
     .await?;
     Ok(recorded.into_iter().map(|r| r.id).collect())
@@ -394,7 +396,7 @@ async fn write_effects(
     if cons_ids.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
+    crate::cached::Cached(diesel::sql_query(
         r#"
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::uuid[], $5::uuid[], $6::text[])
@@ -450,7 +452,7 @@ SELECT 1
     .bind::<Array<Nullable<Int8>>, _>(conversations)
     .bind::<Array<Nullable<SqlUuid>>, _>(counterparties)
     .bind::<Array<Nullable<SqlUuid>>, _>(ref_keys)
-    .bind::<Array<Nullable<Text>>, _>(numbers)
+    .bind::<Array<Nullable<Text>>, _>(numbers))
     .execute(tx)
     .await?;
     Ok(())
@@ -469,7 +471,7 @@ async fn refresh_sync_state(
     }
     let cons_ids: Vec<Uuid> = touched.iter().map(|e| e.cons_id).collect();
     let targets: Vec<&str> = touched.iter().map(|e| e.target.as_str()).collect();
-    diesel::sql_query(
+    crate::cached::Cached(diesel::sql_query(
         r#"
 WITH touched AS (
     SELECT DISTINCT * FROM unnest($1::uuid[], $2::text[]) AS t(cons_id, target)
@@ -497,7 +499,7 @@ WHERE t.cons_id = p.cons_id
 "#,
     )
     .bind::<Array<SqlUuid>, _>(cons_ids)
-    .bind::<Array<Text>, _>(targets)
+    .bind::<Array<Text>, _>(targets))
     .execute(tx)
     .await?;
     Ok(())
@@ -523,12 +525,12 @@ pub struct StatusCount {
 pub async fn live_counts(
     connection: &mut PooledConnection,
 ) -> Result<Vec<StatusCount>, StoreError> {
-    Ok(diesel::sql_query(
+    Ok(crate::cached::Cached(diesel::sql_query(
         "SELECT target, status, count(*) AS count,
                 COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
          FROM sys.outbox WHERE status IN ('pending', 'in_flight', 'dead')
          GROUP BY target, status ORDER BY target, status",
-    )
+    ))
     .load(connection)
     .await?)
 }
@@ -578,7 +580,7 @@ pub async fn replay(
         #[diesel(sql_type = diesel::sql_types::Int8)]
         id: i64,
     }
-    let moved = diesel::sql_query(
+    let moved = crate::cached::Cached(diesel::sql_query(
         "WITH moved AS (
              UPDATE sys.outbox SET status = 'pending', attempts = 0, next_attempt_at = now()
              WHERE id = ANY($1) AND status = 'dead'
@@ -594,7 +596,7 @@ pub async fn replay(
          ), wake AS (SELECT pg_notify('outbox', '') WHERE EXISTS (SELECT 1 FROM moved))
          SELECT id FROM moved, (SELECT count(*) FROM wake) w ORDER BY id",
     )
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids))
     .load::<Moved>(connection)
     .await?;
     Ok(moved.into_iter().map(|m| m.id).collect())
@@ -609,14 +611,16 @@ pub async fn purge_delivered(
     const CHUNK: i64 = 10_000;
     let mut purged = 0;
     loop {
-        let deleted = diesel::sql_query(
-            "DELETE FROM sys.outbox WHERE id IN (
+        let deleted = crate::cached::Cached(
+            diesel::sql_query(
+                "DELETE FROM sys.outbox WHERE id IN (
                  SELECT id FROM sys.outbox
                  WHERE status = 'delivered' AND delivered_at < now() - make_interval(secs => $1)
                  LIMIT $2)",
+            )
+            .bind::<diesel::sql_types::Double, _>(older_than.as_secs_f64())
+            .bind::<diesel::sql_types::Int8, _>(CHUNK),
         )
-        .bind::<diesel::sql_types::Double, _>(older_than.as_secs_f64())
-        .bind::<diesel::sql_types::Int8, _>(CHUNK)
         .execute(connection)
         .await?;
         purged += deleted;

@@ -166,54 +166,56 @@ async fn insert(
         .map(|t| t.as_str())
         .collect();
     let sync = |target| ticket.consultation_type.initial_sync(target).as_str();
-    diesel::sql_query(CREATE_SQL)
-        .bind::<Text, _>(request.principal)
-        .bind::<Text, _>(CREATE_OPERATION)
-        .bind::<Nullable<Text>, _>(request.idempotency.as_ref().map(|k| k.key.as_str()))
-        .bind::<Nullable<Bytea>, _>(
-            request
-                .idempotency
-                .as_ref()
-                .map(|k| k.request_sha256.as_slice()),
-        )
-        .bind::<SqlUuid, _>(Uuid::now_v7())
-        .bind::<Nullable<SqlUuid>, _>(existing_id)
-        .bind::<Nullable<Text>, _>(new_client.map(|c| c.phone_number.as_str()))
-        .bind::<Nullable<Text>, _>(
-            new_client
-                .and_then(|c| c.email.as_ref())
-                .map(|e| e.as_str()),
-        )
-        .bind::<Nullable<Text>, _>(
-            new_client
-                .and_then(|c| c.org_inn.as_ref())
-                .map(|i| i.as_str()),
-        )
-        .bind::<SqlUuid, _>(Uuid::now_v7())
-        .bind::<Nullable<Text>, _>(new_client.map(|c| c.name.as_str()))
-        .bind::<Nullable<Text>, _>(
-            new_client
-                .and_then(|c| c.code_abonent.as_ref())
-                .map(|c| c.as_str()),
-        )
-        .bind::<Nullable<Text>, _>(
-            new_client
-                .and_then(|c| c.company_name.as_ref())
-                .map(|c| c.as_str()),
-        )
-        .bind::<Text, _>(ticket.consultation_type.as_str())
-        .bind::<Text, _>(ticket.source.as_str())
-        .bind::<Text, _>(ticket.lang.as_str())
-        .bind::<Nullable<Text>, _>(ticket.topic.as_ref().map(|t| t.as_str()))
-        .bind::<Nullable<Text>, _>(ticket.comment.as_ref().map(|c| c.as_str()))
-        .bind::<Nullable<Int2>, _>(ticket.importance.map(|i| i16::from(i.get())))
-        .bind::<Nullable<Timestamptz>, _>(ticket.scheduled_at)
-        .bind::<Text, _>(sync(cons_domain::Target::Chatwoot))
-        .bind::<Text, _>(sync(cons_domain::Target::Onec))
-        .bind::<Array<Text>, _>(targets)
-        .get_result::<InsertedTicket>(connection)
-        .await
-        .optional()
+    crate::cached::Cached(
+        diesel::sql_query(CREATE_SQL)
+            .bind::<Text, _>(request.principal)
+            .bind::<Text, _>(CREATE_OPERATION)
+            .bind::<Nullable<Text>, _>(request.idempotency.as_ref().map(|k| k.key.as_str()))
+            .bind::<Nullable<Bytea>, _>(
+                request
+                    .idempotency
+                    .as_ref()
+                    .map(|k| k.request_sha256.as_slice()),
+            )
+            .bind::<SqlUuid, _>(Uuid::now_v7())
+            .bind::<Nullable<SqlUuid>, _>(existing_id)
+            .bind::<Nullable<Text>, _>(new_client.map(|c| c.phone_number.as_str()))
+            .bind::<Nullable<Text>, _>(
+                new_client
+                    .and_then(|c| c.email.as_ref())
+                    .map(|e| e.as_str()),
+            )
+            .bind::<Nullable<Text>, _>(
+                new_client
+                    .and_then(|c| c.org_inn.as_ref())
+                    .map(|i| i.as_str()),
+            )
+            .bind::<SqlUuid, _>(Uuid::now_v7())
+            .bind::<Nullable<Text>, _>(new_client.map(|c| c.name.as_str()))
+            .bind::<Nullable<Text>, _>(
+                new_client
+                    .and_then(|c| c.code_abonent.as_ref())
+                    .map(|c| c.as_str()),
+            )
+            .bind::<Nullable<Text>, _>(
+                new_client
+                    .and_then(|c| c.company_name.as_ref())
+                    .map(|c| c.as_str()),
+            )
+            .bind::<Text, _>(ticket.consultation_type.as_str())
+            .bind::<Text, _>(ticket.source.as_str())
+            .bind::<Text, _>(ticket.lang.as_str())
+            .bind::<Nullable<Text>, _>(ticket.topic.as_ref().map(|t| t.as_str()))
+            .bind::<Nullable<Text>, _>(ticket.comment.as_ref().map(|c| c.as_str()))
+            .bind::<Nullable<Int2>, _>(ticket.importance.map(|i| i16::from(i.get())))
+            .bind::<Nullable<Timestamptz>, _>(ticket.scheduled_at)
+            .bind::<Text, _>(sync(cons_domain::Target::Chatwoot))
+            .bind::<Text, _>(sync(cons_domain::Target::Onec))
+            .bind::<Array<Text>, _>(targets),
+    )
+    .get_result::<InsertedTicket>(connection)
+    .await
+    .optional()
 }
 
 async fn replay(

@@ -1,0 +1,614 @@
+//! `bench-intake`: ticket creation through the real `cons-api` release binary, against the
+//! raw PostgreSQL limit (`pgbench` with the anchor's `ticket_create.sql`) measured on the same
+//! throwaway durable cluster in the same run, plus latency at half the maximum rate and the
+//! API's peak memory. Prints a markdown table; see `docs/BENCHMARKS.md`.
+//!
+//! `cargo build --release -p cons_api -p cons_bench && ./target/release/bench-intake`
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use cons_bench::http::request_bytes;
+use cons_bench::load::{self, Errors, Outcome, Target};
+use cons_bench::machine::{self, Account, CpuMeter, CpuUsage, Machine};
+use cons_bench::pg::{Pg, PgbenchRun};
+use cons_bench::service::{self, Service};
+use cons_bench::stats::{median, ms, thousands};
+use cons_testdb::{Cluster, ClusterOptions};
+
+/// The anchor's setting (performance.md): no WAL-triggered checkpoint inside a short run.
+const MAX_WAL_SIZE_MB: u64 = 2048;
+/// The "half rate" run is at this fraction of the measured maximum.
+const HALF: f64 = 0.5;
+/// How far an open loop may fall behind its schedule before it stops sending.
+const MAX_OVERRUN: Duration = Duration::from_secs(5);
+/// How long cons-api may take to answer its readiness check.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// ~60 characters of Cyrillic, like a real question from the site's form.
+const COMMENT: &str = "Как закрыть месяц в 1С:Бухгалтерии, если не сходится сальдо?";
+const FIRST_NAMES: [&str; 8] = [
+    "Dilnoza", "Akmal", "Nodira", "Bekzod", "Malika", "Sardor", "Gulnora", "Jasur",
+];
+const LAST_NAMES: [&str; 6] = [
+    "Karimova",
+    "Rashidova",
+    "Yusupova",
+    "Tursunova",
+    "Aliyeva",
+    "Nazarova",
+];
+
+/// Ticket creation through cons-api against the raw pgbench limit, on one durable cluster.
+#[derive(Debug, Parser)]
+#[command(name = "bench-intake")]
+struct Args {
+    /// Concurrent keep-alive HTTP connections (and pgbench clients).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Length of each measured HTTP run (maximum rate, then half rate).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Warm-up before the maximum-rate run; it goes on until every client exists.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Length of each pgbench run (default: --seconds).
+    #[arg(long)]
+    pgbench_seconds: Option<u64>,
+    /// pgbench repetitions; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Distinct clients, used round-robin (all exist after the warm-up).
+    #[arg(long, default_value_t = 2000)]
+    population: usize,
+    /// cons-api's DB_POOL_SIZE.
+    #[arg(long, default_value_t = 16)]
+    pool_size: usize,
+    /// cons-api's API_WORKERS (default: cons-api's own, the number of CPUs).
+    #[arg(long)]
+    api_workers: Option<usize>,
+    /// The shared reference directory holding bench/schema.sql and bench/pgbench/.
+    #[arg(long, env = "SHARED_DIR")]
+    shared_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench-intake: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a progress line to stderr (stdout carries only the report).
+fn progress(message: &str) {
+    eprintln!("[{}] {message}", chrono::Local::now().format("%H:%M:%S"));
+}
+
+/// Everything the report needs.
+struct Report {
+    command: String,
+    started: chrono::DateTime<chrono::Utc>,
+    elapsed: Duration,
+    machine: Machine,
+    load_at_start: f64,
+    load_at_end: f64,
+    postgres: String,
+    max_wal_size: String,
+    pgbench_runs: Vec<PgbenchRun>,
+    pgbench_cpu: Vec<CpuUsage>,
+    warmup: Outcome,
+    max: Outcome,
+    max_cpu: CpuUsage,
+    half_rate: f64,
+    half: Outcome,
+    half_cpu: CpuUsage,
+    peak_rss_kib: u64,
+    api_exit: String,
+    clients_in_db: i64,
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
+    anyhow::ensure!(args.reps > 0, "--reps must be at least 1");
+    anyhow::ensure!(args.seconds > 0, "--seconds must be at least 1");
+    anyhow::ensure!(
+        (1..=10_000_000).contains(&args.population),
+        "--population must be 1..=10,000,000 (phone numbers have 7 free digits)"
+    );
+    let shared = shared_dir(args)?;
+    let schema = shared.join("bench/schema.sql");
+    let script = shared.join("bench/pgbench/ticket_create.sql");
+    let api_binary = service::sibling_binary("cons-api")?;
+    if cfg!(debug_assertions) {
+        progress("warning: this is a debug build; numbers are only meaningful from --release");
+    }
+    let machine = Machine::describe();
+    let load_at_start = machine::load_average()?;
+
+    progress("starting a durable throwaway PostgreSQL cluster");
+    let cluster = Cluster::start(ClusterOptions {
+        durable: true,
+        max_connections: 200,
+        ..ClusterOptions::default()
+    })?;
+    let pg = Pg::new(cluster.port())?;
+    let max_wal_size = pg.ensure_max_wal_size(MAX_WAL_SIZE_MB)?;
+    let postgres = pg.sql(
+        "postgres",
+        "SELECT 'PostgreSQL ' || current_setting('server_version') || ', fsync ' || \
+         current_setting('fsync') || ', synchronous_commit ' || \
+         current_setting('synchronous_commit') || ', shared_buffers ' || \
+         current_setting('shared_buffers') || ', max_connections ' || \
+         current_setting('max_connections')",
+    )?;
+
+    // The raw limit first, on its own database, while nothing else runs.
+    let (pgbench_runs, pgbench_cpu) = raw_limit(args, &pg, &cluster, &schema, &script)?;
+
+    progress("creating database cons and applying migrations");
+    pg.sql("postgres", "CREATE DATABASE cons")?;
+    let database_url = cluster.url("cons");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(cons_store::migrate::run_pending(&database_url))
+        .context("cannot migrate the benchmark database")?;
+
+    let addr = service::free_loopback_addr()?;
+    let token = service::random_hex()?;
+    let mut env = vec![
+        ("DATABASE_URL", database_url),
+        ("API_BIND", addr.to_string()),
+        ("SERVICE_TOKENS", format!("bench:{token}")),
+        ("RUST_LOG", "warn".to_owned()),
+        ("DB_POOL_SIZE", args.pool_size.to_string()),
+    ];
+    if let Some(workers) = args.api_workers {
+        env.push(("API_WORKERS", workers.to_string()));
+    }
+    // The cluster's temporary directory: no `.env` there, and removed with the cluster.
+    let work_dir = cluster
+        .log_path()
+        .parent()
+        .context("the cluster's log has no directory")?
+        .to_path_buf();
+    progress(&format!("starting {} on {addr}", api_binary.display()));
+    let mut api = Service::spawn(&api_binary, &env, &work_dir)?;
+    api.wait_http_ok(addr, "/api/health/db", READY_TIMEOUT)?;
+    let api_pid = api.check_running()?;
+
+    let requests = intake_requests(args.population, addr, &token)?;
+    let next = AtomicUsize::new(0);
+    let target = Target {
+        addr,
+        requests: &requests,
+        next: &next,
+        expected_status: 201,
+    };
+
+    progress(&format!(
+        "warm-up: {} s or until all {} clients exist",
+        args.warmup, args.population
+    ));
+    let warmup = load::closed_loop(
+        &target,
+        args.clients,
+        Duration::from_secs(args.warmup),
+        args.population,
+    )?;
+    api.check_running()?;
+    let clients_in_db: i64 = pg
+        .sql("cons", "SELECT count(*) FROM cons.clients")?
+        .parse()
+        .context("unexpected client count")?;
+    pg.sql("cons", "CHECKPOINT")?;
+
+    progress(&format!(
+        "maximum rate: {} connections, {} s",
+        args.clients, args.seconds
+    ));
+    let meter = CpuMeter::new(vec![
+        Account::WithChildren(cluster.pid()),
+        Account::Process(api_pid),
+        Account::Process(std::process::id()),
+    ]);
+    let before = meter.snapshot()?;
+    let max = load::closed_loop(&target, args.clients, Duration::from_secs(args.seconds), 0)?;
+    let max_cpu = meter.since(&before)?;
+    api.check_running()?;
+    if max.ok == 0 {
+        bail!(
+            "no request succeeded at the maximum rate; errors: {}{}",
+            max.errors.describe(),
+            samples(&max.errors)
+        );
+    }
+    progress(&format!(
+        "maximum rate: {} req/s, p99 {}",
+        thousands(max.rate()),
+        ms(max.latencies.percentile(99.0))
+    ));
+
+    pg.sql("cons", "CHECKPOINT")?;
+    let half_rate = max.rate() * HALF;
+    progress(&format!(
+        "half rate: {} req/s on a fixed schedule, {} s",
+        thousands(half_rate),
+        args.seconds
+    ));
+    let before = meter.snapshot()?;
+    let half = load::open_loop(
+        &target,
+        args.clients,
+        half_rate,
+        Duration::from_secs(args.seconds),
+        MAX_OVERRUN,
+    )?;
+    let half_cpu = meter.since(&before)?;
+    api.check_running()?;
+    let peak_rss_kib = machine::peak_rss_kib(api_pid)?;
+    let load_at_end = machine::load_average()?;
+
+    progress("stopping cons-api and the cluster");
+    let api_exit = api.stop()?.to_string();
+    drop(cluster);
+
+    let report = Report {
+        command: command_line(),
+        started,
+        elapsed: clock.elapsed(),
+        machine,
+        load_at_start,
+        load_at_end,
+        postgres,
+        max_wal_size,
+        pgbench_runs,
+        pgbench_cpu,
+        warmup,
+        max,
+        max_cpu,
+        half_rate,
+        half,
+        half_cpu,
+        peak_rss_kib,
+        api_exit,
+        clients_in_db,
+    };
+    print!("{}", render(args, &report));
+    Ok(())
+}
+
+/// `SHARED_DIR`/`--shared-dir`, else `shared/` beside the workspace (where the anchors live).
+fn shared_dir(args: &Args) -> anyhow::Result<PathBuf> {
+    let dir = args
+        .shared_dir
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let dir = dir.canonicalize().with_context(|| {
+        format!(
+            "shared directory {} not found (set SHARED_DIR)",
+            dir.display()
+        )
+    })?;
+    for file in ["bench/schema.sql", "bench/pgbench/ticket_create.sql"] {
+        anyhow::ensure!(
+            dir.join(file).is_file(),
+            "{} has no {file} (set SHARED_DIR)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// pgbench's ticket_create on database `anchor`: `reps` runs, each on empty tables after a
+/// checkpoint, as in the anchor script. Also measures the CPU PostgreSQL and pgbench spent.
+fn raw_limit(
+    args: &Args,
+    pg: &Pg,
+    cluster: &Cluster,
+    schema: &Path,
+    script: &Path,
+) -> anyhow::Result<(Vec<PgbenchRun>, Vec<CpuUsage>)> {
+    pg.sql("postgres", "CREATE DATABASE anchor")?;
+    pg.sql_file("anchor", schema)?;
+    let seconds = args.pgbench_seconds.unwrap_or(args.seconds);
+    let threads = args.clients.min(2);
+    let meter = CpuMeter::new(vec![
+        Account::WithChildren(cluster.pid()),
+        Account::WaitedChildren(std::process::id()),
+    ]);
+    let mut runs = Vec::with_capacity(args.reps);
+    let mut usage = Vec::with_capacity(args.reps);
+    for rep in 1..=args.reps {
+        pg.sql("anchor", "TRUNCATE tickets, outbox; CHECKPOINT")?;
+        progress(&format!(
+            "raw limit {rep}/{}: {} -c {} -j {threads} -T {seconds}",
+            args.reps,
+            pg.pgbench_path().display(),
+            args.clients
+        ));
+        let before = meter.snapshot()?;
+        let run = pg.pgbench("anchor", args.clients, threads, seconds, script)?;
+        usage.push(meter.since(&before)?);
+        progress(&format!(
+            "raw limit {rep}/{}: {} tx/s",
+            args.reps,
+            thousands(run.tps)
+        ));
+        runs.push(run);
+    }
+    pg.sql("anchor", "CHECKPOINT")?;
+    Ok((runs, usage))
+}
+
+/// One prepared `POST /api/tickets/create` per client of the population.
+fn intake_requests(
+    population: usize,
+    addr: SocketAddr,
+    token: &str,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    // Tomorrow 10:00 in Tashkent: inside the 30-day booking window for the whole run.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d");
+    let scheduled_at = format!("{tomorrow}T10:00:00+05:00");
+    let authorization = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", authorization.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    (0..population)
+        .map(|n| {
+            let body = serde_json::to_vec(&ticket_body(n, &scheduled_at))?;
+            Ok(request_bytes(
+                "POST",
+                "/api/tickets/create",
+                addr,
+                &headers,
+                &body,
+            ))
+        })
+        .collect()
+}
+
+/// The contract's example request for client `n`: unique phone (`+99890` and 7 digits),
+/// e-mail and INN, so each body names exactly one client.
+fn ticket_body(n: usize, scheduled_at: &str) -> serde_json::Value {
+    let first = FIRST_NAMES[n % FIRST_NAMES.len()];
+    let last = LAST_NAMES[(n / FIRST_NAMES.len()) % LAST_NAMES.len()];
+    serde_json::json!({
+        "client": {
+            "name": format!("{first} {last}"),
+            "phone_number": format!("+99890{n:07}"),
+            "email": format!("c{n}@example.uz"),
+            "org_inn": format!("{}", 300_000_000 + n),
+            "code_abonent": format!("{}", 10_000 + n),
+            "company_name": format!("{last} Trade"),
+        },
+        "ticket": {
+            "consultation_type": "accounting",
+            "comment": COMMENT,
+            "topic": "Закрытие месяца",
+            "lang": "ru",
+            "scheduled_at": scheduled_at,
+            "importance": 2,
+        },
+        "source": "site",
+    })
+}
+
+/// How this run was started, for the report.
+fn command_line() -> String {
+    let mut words = std::env::args();
+    let program = words.next().unwrap_or_else(|| "bench-intake".to_owned());
+    // Relative to the workspace when run from there, as `just bench-intake` does.
+    let program = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            Path::new(&program)
+                .strip_prefix(&cwd)
+                .ok()
+                .map(|p| format!("./{}", p.display()))
+        })
+        .unwrap_or(program);
+    std::iter::once(program)
+        .chain(words)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn samples(errors: &Errors) -> String {
+    errors.samples.iter().map(|s| format!("\n  {s}")).collect()
+}
+
+/// CPU time per unit of work, in µs.
+fn per(cpu: Duration, count: u64) -> String {
+    if count == 0 {
+        return "n/a".to_owned();
+    }
+    format!("{:.0}", cpu.as_secs_f64() * 1e6 / count as f64)
+}
+
+/// How busy the machine was, and how much of that went outside the processes measured:
+/// kernel threads (a few percent: journal commits of fsync) and other processes (a
+/// build, another benchmark). A run with much of the latter measured its neighbours too.
+fn busy(usage: &CpuUsage) -> String {
+    let attributed: Duration = usage.accounts.iter().sum();
+    let total = usage.machine_total.as_secs_f64();
+    let others = if total > 0.0 {
+        usage.machine_busy.saturating_sub(attributed).as_secs_f64() / total
+    } else {
+        0.0
+    };
+    format!(
+        "machine {:.0}% busy, {:.0}% outside the processes measured",
+        usage.machine_busy_share() * 100.0,
+        others * 100.0
+    )
+}
+
+fn render(args: &Args, r: &Report) -> String {
+    let tps: Vec<f64> = r.pgbench_runs.iter().map(|run| run.tps).collect();
+    let raw = median(&tps).unwrap_or(0.0);
+    let http = r.max.rate();
+    let ratio = if raw > 0.0 { http / raw } else { 0.0 };
+    let runs = tps
+        .iter()
+        .map(|&t| thousands(t))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    // CPU of the median pgbench run.
+    let median_run = r
+        .pgbench_runs
+        .iter()
+        .position(|run| run.tps == raw)
+        .unwrap_or(0);
+    let (raw_pg, raw_bench, raw_busy, raw_tx) = match (
+        r.pgbench_cpu.get(median_run),
+        r.pgbench_runs.get(median_run),
+    ) {
+        (Some(cpu), Some(run)) => (
+            per(
+                cpu.accounts.first().copied().unwrap_or_default(),
+                run.transactions,
+            ),
+            per(
+                cpu.accounts.get(1).copied().unwrap_or_default(),
+                run.transactions,
+            ),
+            busy(cpu),
+            run.transactions,
+        ),
+        _ => ("n/a".into(), "n/a".into(), "n/a".into(), 0),
+    };
+    let cpu = |i: usize| {
+        per(
+            r.max_cpu.accounts.get(i).copied().unwrap_or_default(),
+            r.max.ok,
+        )
+    };
+    let c = args.clients;
+    let n = args.reps;
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "Run {} ({:.0} s in all). Machine: {} CPUs ({}), {:.0} GiB, Linux {}; {}, max_wal_size {}.",
+        r.started.format("%Y-%m-%d %H:%M UTC"),
+        r.elapsed.as_secs_f64(),
+        r.machine.cpus,
+        r.machine.cpu_model,
+        r.machine.memory_gib,
+        r.machine.kernel,
+        r.postgres,
+        r.max_wal_size,
+    ));
+    line(format!("Command: `{}`", r.command));
+    line(format!(
+        "Settings: {c} connections, {} s per HTTP run after a {} s warm-up, {} clients round-robin ({} in the database after the warm-up), cons-api DB_POOL_SIZE={}, API_WORKERS={}; pgbench {n} × {} s.",
+        args.seconds,
+        args.warmup,
+        args.population,
+        r.clients_in_db,
+        args.pool_size,
+        args.api_workers.map_or_else(
+            || format!("default ({})", r.machine.cpus),
+            |w| w.to_string()
+        ),
+        args.pgbench_seconds.unwrap_or(args.seconds),
+    ));
+    line(String::new());
+    line("| measurement | value | ratio / target |".into());
+    line("| --- | --- | --- |".into());
+    line(format!(
+        "| HTTP create req/s ({c} clients) | {} | |",
+        thousands(http)
+    ));
+    line(format!(
+        "| raw pgbench ticket_create tx/s ({c} clients, median of {n}) | {} (runs {runs}) | |",
+        thousands(raw)
+    ));
+    line(format!(
+        "| ratio | {ratio:.2} | target ≥ 0.7: {} |",
+        if ratio >= 0.7 { "met" } else { "missed" }
+    ));
+    line(format!(
+        "| p50 / p99 at max | {} / {} | |",
+        ms(r.max.latencies.percentile(50.0)),
+        ms(r.max.latencies.percentile(99.0))
+    ));
+    let p99_half = r.half.latencies.percentile(99.0);
+    line(format!(
+        "| p50 / p99 at half rate ({} req/s scheduled, {} answered/s) | {} / {} | target p99 < 15 ms: {} |",
+        thousands(r.half_rate),
+        thousands(r.half.rate()),
+        ms(r.half.latencies.percentile(50.0)),
+        ms(p99_half),
+        if p99_half.is_some_and(|p| p < 15_000) {
+            "met"
+        } else {
+            "missed"
+        }
+    ));
+    let rss_mib = r.peak_rss_kib as f64 / 1024.0;
+    line(format!(
+        "| cons-api peak RSS (VmHWM) | {rss_mib:.1} MiB | target < 64 MiB: {} |",
+        if rss_mib < 64.0 { "met" } else { "missed" }
+    ));
+    line(format!(
+        "| errors: warm-up / max / half rate | {} / {} / {} | |",
+        r.warmup.errors.describe(),
+        r.max.errors.describe(),
+        r.half.errors.describe()
+    ));
+    line(format!(
+        "| CPU per request at max: PostgreSQL / cons-api / load generator | {} / {} / {} µs | {} |",
+        cpu(0),
+        cpu(1),
+        cpu(2),
+        busy(&r.max_cpu)
+    ));
+    line(format!(
+        "| CPU per transaction, raw limit (median run, {} tx): PostgreSQL / pgbench | {raw_pg} / {raw_bench} µs | {raw_busy} |",
+        thousands(raw_tx as f64),
+    ));
+    line(format!(
+        "| half-rate sender lag p50 / p99 (generator's own) | {} / {} | |",
+        ms(r.half.send_lag.percentile(50.0)),
+        ms(r.half.send_lag.percentile(99.0))
+    ));
+    line(format!(
+        "| machine | {} CPUs, load average {:.2} at start, {:.2} at end | half-rate run: {} |",
+        r.machine.cpus,
+        r.load_at_start,
+        r.load_at_end,
+        busy(&r.half_cpu)
+    ));
+    line(format!(
+        "| cons-api exit after SIGTERM | {} | |",
+        r.api_exit
+    ));
+    for (what, outcome) in [
+        ("warm-up", &r.warmup),
+        ("max", &r.max),
+        ("half rate", &r.half),
+    ] {
+        if !outcome.errors.samples.is_empty() {
+            line(format!(
+                "\nFirst errors ({what}):{}",
+                samples(&outcome.errors)
+            ));
+        }
+    }
+    out
+}

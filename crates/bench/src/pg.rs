@@ -1,0 +1,244 @@
+//! The PostgreSQL client tools (`psql`, `pgbench`) against a benchmark cluster on
+//! 127.0.0.1, as superuser `postgres` with trust authentication.
+//!
+//! Tools come from the server's own installation (the directory of `initdb`) when found,
+//! so that `pgbench` matches the server's version; `PATH` is the fallback.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context as _, bail};
+
+/// Where Debian/Ubuntu install versioned binaries (`/usr/lib/postgresql/15/bin`).
+const DEBIAN_LIB_DIR: &str = "/usr/lib/postgresql";
+
+/// Client tools bound to one server.
+#[derive(Debug, Clone)]
+pub struct Pg {
+    port: u16,
+    psql: PathBuf,
+    pgbench: PathBuf,
+}
+
+impl Pg {
+    pub fn new(port: u16) -> anyhow::Result<Pg> {
+        Ok(Pg {
+            port,
+            psql: find_tool("psql")?,
+            pgbench: find_tool("pgbench")?,
+        })
+    }
+
+    pub fn pgbench_path(&self) -> &Path {
+        &self.pgbench
+    }
+
+    /// A client command with the connection options, and none of the caller's `PG*`
+    /// variables that could change what is measured (`PGOPTIONS` could turn off
+    /// synchronous_commit, for one).
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(|n| n.starts_with("PG")) {
+                command.env_remove(name);
+            }
+        }
+        command
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string());
+        command
+    }
+
+    /// Runs SQL (one or more statements) in `database`; returns the unaligned,
+    /// tuples-only output.
+    pub fn sql(&self, database: &str, sql: &str) -> anyhow::Result<String> {
+        let output = self
+            .command(&self.psql)
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ])
+            .output()
+            .with_context(|| format!("cannot run {}", self.psql.display()))?;
+        let output = succeeded(output, &format!("psql -c {sql:?}"))?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// Runs an SQL file in `database`.
+    pub fn sql_file(&self, database: &str, file: &Path) -> anyhow::Result<()> {
+        let output = self
+            .command(&self.psql)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-f"])
+            .arg(file)
+            .output()
+            .with_context(|| format!("cannot run {}", self.psql.display()))?;
+        succeeded(output, &format!("psql -f {}", file.display()))?;
+        Ok(())
+    }
+
+    /// `pgbench -n -M prepared -c <clients> -j <threads> -T <seconds> -f <script>` over TCP.
+    pub fn pgbench(
+        &self,
+        database: &str,
+        clients: usize,
+        threads: usize,
+        seconds: u64,
+        script: &Path,
+    ) -> anyhow::Result<PgbenchRun> {
+        let output = self
+            .command(&self.pgbench)
+            .args(["-n", "-M", "prepared", "-c"])
+            .arg(clients.to_string())
+            .arg("-j")
+            .arg(threads.to_string())
+            .arg("-T")
+            .arg(seconds.to_string())
+            .arg("-f")
+            .arg(script)
+            .arg(database)
+            .output()
+            .with_context(|| format!("cannot run {}", self.pgbench.display()))?;
+        let output = succeeded(output, "pgbench")?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let tps = parse_tps(&text)
+            .with_context(|| format!("no `tps = ` line in pgbench's output:\n{text}"))?;
+        let transactions = parse_transactions(&text).with_context(|| {
+            format!("no `number of transactions actually processed` in pgbench's output:\n{text}")
+        })?;
+        Ok(PgbenchRun { tps, transactions })
+    }
+
+    /// Makes sure `max_wal_size` is at least `at_least_mb`, so that no WAL-triggered
+    /// checkpoint lands inside a short run; returns the value in effect.
+    ///
+    /// A value given on the server's command line wins over `ALTER SYSTEM`, so the setting
+    /// is read back rather than assumed.
+    pub fn ensure_max_wal_size(&self, at_least_mb: u64) -> anyhow::Result<String> {
+        let current_mb = || -> anyhow::Result<u64> {
+            let mb = self.sql(
+                "postgres",
+                "SELECT setting FROM pg_settings WHERE name = 'max_wal_size'",
+            )?;
+            mb.parse::<u64>()
+                .with_context(|| format!("unexpected max_wal_size setting {mb:?}"))
+        };
+        if current_mb()? < at_least_mb {
+            self.sql(
+                "postgres",
+                &format!("ALTER SYSTEM SET max_wal_size = '{at_least_mb}MB'"),
+            )?;
+            self.sql("postgres", "SELECT pg_reload_conf()")?;
+            // The reload is asynchronous: give the postmaster a moment to signal backends,
+            // then read it from a new session.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        self.sql("postgres", "SHOW max_wal_size")
+    }
+}
+
+fn succeeded(output: Output, what: &str) -> anyhow::Result<Output> {
+    if output.status.success() {
+        return Ok(output);
+    }
+    bail!(
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// What one pgbench run reported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PgbenchRun {
+    /// Transactions per second, without the initial connection time.
+    pub tps: f64,
+    /// Transactions completed.
+    pub transactions: u64,
+}
+
+/// `number of transactions actually processed: 48512` (`48512/50000` with `-t`).
+fn parse_transactions(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("number of transactions actually processed: "))
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// `tps = 9708.123456 (without initial connection time)`.
+fn parse_tps(text: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+}
+
+/// `PG_BIN_DIR`, then the directory of `initdb` on `PATH` (symlinks resolved), then the
+/// highest `/usr/lib/postgresql/*/bin`, then `PATH` itself.
+pub fn find_tool(name: &str) -> anyhow::Result<PathBuf> {
+    let candidates = server_bindir().map(|dir| dir.join(name));
+    if let Some(tool) = candidates.filter(|tool| tool.is_file()) {
+        return Ok(tool);
+    }
+    on_path(name).with_context(|| {
+        format!(
+            "`{name}` not found next to initdb, under {DEBIAN_LIB_DIR}/*/bin or on PATH; install \
+             the PostgreSQL client tools or set PG_BIN_DIR"
+        )
+    })
+}
+
+fn server_bindir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = on_path("initdb")
+        .and_then(|initdb| initdb.canonicalize().ok())
+        .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
+    {
+        return Some(dir);
+    }
+    let versions = std::fs::read_dir(DEBIAN_LIB_DIR).ok()?;
+    versions
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let version = name
+                .split('.')
+                .map(str::parse::<u32>)
+                .collect::<Result<Vec<_>, _>>()
+                .ok()?;
+            let bin = entry.path().join("bin");
+            bin.is_dir().then_some((version, bin))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, bin)| bin)
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_tps_from_pgbench_output() {
+        let text = "number of transactions actually processed: 48512\nlatency average = 1.6 ms\ninitial connection time = 12.3 ms\ntps = 9708.123456 (without initial connection time)\n";
+        assert_eq!(parse_tps(text), Some(9708.123456));
+        assert_eq!(parse_tps("nothing"), None);
+        assert_eq!(parse_transactions(text), Some(48512));
+    }
+}
