@@ -9,6 +9,7 @@ pub mod errors;
 mod handlers;
 pub mod metrics;
 pub mod state;
+pub mod wake;
 
 use crate::config::ApiConfig;
 use crate::errors::ApiError;
@@ -158,6 +159,7 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
         tracing::warn!("SERVICE_TOKENS is empty: every ticket route will answer 401");
     }
     let state = AppState {
+        relay_waker: wake::RelayWaker::start(pool.clone()),
         pool,
         service_tokens: config.service_tokens.clone(),
         intake: config.intake,

@@ -1,6 +1,7 @@
 //! What every handler shares: the pool, the credentials and the intake rules.
 
 use crate::auth::ServiceTokens;
+use crate::wake::RelayWaker;
 use cons_domain::IntakeLimits;
 use cons_store::Pool;
 
@@ -9,4 +10,6 @@ pub struct AppState {
     pub pool: Pool,
     pub service_tokens: ServiceTokens,
     pub intake: IntakeLimits,
+    /// Wakes the relay after outbox entries are committed.
+    pub relay_waker: RelayWaker,
 }

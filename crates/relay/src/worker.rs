@@ -281,6 +281,18 @@ impl<D: Deliver> Relay<D> {
         let started = Instant::now();
         let mut connection = self.pool.get().await.map_err(StoreError::from)?;
         let recorded = outbox::complete(&mut connection, results).await?;
+        // Recording may have enqueued follow-ups (the 1C number for Chatwoot): wake our own
+        // loops; other relays find them by polling.
+        if results.iter().any(|(_, o)| {
+            matches!(
+                o,
+                Outcome::Delivered {
+                    effect: Effect::OnecTicket { .. }
+                }
+            )
+        }) {
+            self.wake.notify_waiters();
+        }
         metrics::histogram!("relay_record_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         let now = chrono::Utc::now();

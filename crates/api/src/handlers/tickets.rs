@@ -422,6 +422,7 @@ pub async fn create_ticket(
     };
     let (created, replayed) = match outcome {
         CreateOutcome::Created(created) => {
+            state.relay_waker.wake();
             metrics::counter!("tickets_created_total",
                 "consultation_type" => created.consultation_type.as_str(), "source" => created.source.as_str())
             .increment(1);

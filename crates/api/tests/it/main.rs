@@ -91,6 +91,7 @@ impl TestApp {
 /// Serves the production app over `pool` on a free loopback port; returns its base URL.
 pub fn serve(pool: Pool) -> String {
     let state = AppState {
+        relay_waker: cons_api::wake::RelayWaker::start(pool.clone()),
         pool,
         service_tokens: ServiceTokens::parse(&format!(
             "site:{SITE_TOKEN},call-centre:{CALL_CENTRE_TOKEN}"

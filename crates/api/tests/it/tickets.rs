@@ -298,3 +298,19 @@ async fn a_request_whose_key_is_still_in_flight_is_409() {
         .unwrap();
     assert_eq!(app.count("cons.tickets").await, 0);
 }
+
+#[tokio::test]
+async fn a_created_ticket_wakes_a_listening_relay() {
+    use diesel_async::AsyncConnection;
+    use futures_util::StreamExt;
+    let app = TestApp::new().await;
+    let mut listener = diesel_async::AsyncPgConnection::establish(app.db.url())
+        .await
+        .unwrap();
+    listener.batch_execute("LISTEN outbox").await.unwrap();
+    let (status, _, _) = app.create(&ticket_body("+998901234567"), None).await;
+    assert_eq!(status, 201);
+    let mut notifications = std::pin::pin!(listener.notifications_stream());
+    let notification = tokio::time::timeout(Duration::from_secs(5), notifications.next()).await;
+    assert_eq!(notification.unwrap().unwrap().unwrap().channel, "outbox");
+}

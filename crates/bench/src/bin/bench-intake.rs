@@ -71,6 +71,10 @@ struct Args {
     /// cons-api's API_WORKERS (default: cons-api's own, the number of CPUs).
     #[arg(long)]
     api_workers: Option<usize>,
+    /// Disable the outbox NOTIFY trigger (the relay's wake-up), to measure what it costs.
+    /// Not a deployment setting: without it an idle relay only finds work by polling.
+    #[arg(long)]
+    without_notify: bool,
     /// The shared reference directory holding bench/schema.sql and bench/pgbench/.
     #[arg(long, env = "SHARED_DIR")]
     shared_dir: Option<PathBuf>,
@@ -163,6 +167,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .build()?
         .block_on(cons_store::migrate::run_pending(&database_url))
         .context("cannot migrate the benchmark database")?;
+    if args.without_notify {
+        pg.sql(
+            "cons",
+            "ALTER TABLE sys.outbox DISABLE TRIGGER outbox_notify",
+        )?;
+    }
 
     let addr = service::free_loopback_addr()?;
     let token = service::random_hex()?;

@@ -428,7 +428,7 @@ async fn wait_delivered(pool: &cons_store::Pool, count: usize, limit: Duration) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_wakes_an_idle_relay_through_notify_and_the_listener_survives_a_lost_connection() {
+async fn a_notify_after_commit_wakes_an_idle_relay_also_after_the_listening_session_is_lost() {
     let db = TestDatabase::new().await;
     let mut relay_settings = settings();
     relay_settings.poll_interval = Duration::from_secs(3600); // only NOTIFY can start work
@@ -457,6 +457,7 @@ async fn a_commit_wakes_an_idle_relay_through_notify_and_the_listener_survives_a
     }
 
     ticket(db.pool(), &["chatwoot"]).await;
+    wake(db.pool()).await;
     wait_delivered(db.pool(), 1, Duration::from_secs(5)).await;
 
     // The server drops the listening session; the listener reconnects and work still
@@ -480,6 +481,7 @@ async fn a_commit_wakes_an_idle_relay_through_notify_and_the_listener_survives_a
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     ticket(db.pool(), &["chatwoot"]).await;
+    wake(db.pool()).await;
     wait_delivered(db.pool(), 2, Duration::from_secs(5)).await;
 
     stop.send(true).unwrap();
@@ -491,5 +493,13 @@ async fn a_commit_wakes_an_idle_relay_through_notify_and_the_listener_survives_a
     tokio::time::timeout(Duration::from_secs(5), listener)
         .await
         .unwrap()
+        .unwrap();
+}
+
+/// What a writer does after committing entries.
+async fn wake(pool: &cons_store::Pool) {
+    let mut connection = pool.get().await.unwrap();
+    cons_store::outbox::wake_relay(&mut connection)
+        .await
         .unwrap();
 }

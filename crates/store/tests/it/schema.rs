@@ -327,6 +327,10 @@ async fn an_empty_database_reports_every_migration_pending() {
         .unwrap();
     assert_eq!(
         pending,
-        vec!["20261126000001".to_owned(), "20261126000002".to_owned()]
+        vec![
+            "20261126000001".to_owned(),
+            "20261126000002".to_owned(),
+            "20261127000003".to_owned()
+        ]
     );
 }

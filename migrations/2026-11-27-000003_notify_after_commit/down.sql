@@ -1,0 +1,9 @@
+CREATE FUNCTION sys.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('outbox', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER outbox_notify AFTER INSERT ON sys.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION sys.outbox_notify();
