@@ -1,5 +1,6 @@
-//! Wake-ups: a dedicated connection LISTENs on the `outbox` channel, which a trigger on
-//! `sys.outbox` notifies when entries are committed, and wakes the relay's idle loops.
+//! Wake-ups: a dedicated connection LISTENs on the `outbox` channel, which writers notify
+//! after they commit entries (`cons_store::outbox::wake_relay`), and wakes the relay's
+//! idle loops.
 //! NOTIFY is only a hint: the loops also poll, and the listener reconnects with a capped
 //! backoff (waking everyone after a reconnect, since notifications sent while it was away
 //! are lost).
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
-/// The channel the outbox trigger notifies.
+/// The channel writers notify after committing outbox entries.
 pub const CHANNEL: &str = "outbox";
 
 /// Listens until `shutdown` turns true.

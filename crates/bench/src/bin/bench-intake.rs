@@ -71,10 +71,6 @@ struct Args {
     /// cons-api's API_WORKERS (default: cons-api's own, the number of CPUs).
     #[arg(long)]
     api_workers: Option<usize>,
-    /// Disable the outbox NOTIFY trigger (the relay's wake-up), to measure what it costs.
-    /// Not a deployment setting: without it an idle relay only finds work by polling.
-    #[arg(long)]
-    without_notify: bool,
     /// The shared reference directory holding bench/schema.sql and bench/pgbench/.
     #[arg(long, env = "SHARED_DIR")]
     shared_dir: Option<PathBuf>,
