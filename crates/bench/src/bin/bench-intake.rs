@@ -163,12 +163,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .build()?
         .block_on(cons_store::migrate::run_pending(&database_url))
         .context("cannot migrate the benchmark database")?;
-    if args.without_notify {
-        pg.sql(
-            "cons",
-            "ALTER TABLE sys.outbox DISABLE TRIGGER outbox_notify",
-        )?;
-    }
 
     let addr = service::free_loopback_addr()?;
     let token = service::random_hex()?;
