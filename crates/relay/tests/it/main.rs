@@ -147,3 +147,46 @@ pub async fn column(pool: &Pool, sql: &str) -> Vec<String> {
         .map(|r| r.value)
         .collect()
 }
+
+/// The peers' variables pointing at the Chatwoot and 1C simulators (the 1C keys are the
+/// customer's, domain.md §1.7).
+pub fn peer_env(
+    chatwoot_url: &str,
+    onec_url: &str,
+    account: u64,
+    inbox: u64,
+) -> Vec<(String, String)> {
+    [
+        ("CHATWOOT_API_URL", chatwoot_url),
+        ("CHATWOOT_API_TOKEN", "sim-chatwoot-token"),
+        ("CHATWOOT_ACCOUNT_ID", &account.to_string()),
+        ("CHATWOOT_INBOX_ID", &inbox.to_string()),
+        ("CHATWOOT_LABELS", "consultation"),
+        ("ONEC_ODATA_URL", onec_url),
+        ("ONEC_USER", "odata"),
+        ("ONEC_PASSWORD", "odata-password"),
+        (
+            "ONEC_COUNTERPARTY_FOLDER_KEY",
+            "7ccd31ca-887b-11eb-938b-00e04cd03b68",
+        ),
+        (
+            "ONEC_LANGUAGE_RU_KEY",
+            "15d38cda-1812-11ef-b824-c67597d01fa8",
+        ),
+        (
+            "ONEC_LANGUAGE_UZ_KEY",
+            "15d38cdb-1812-11ef-b824-c67597d01fa8",
+        ),
+        (
+            "ONEC_CONTACT_KIND_PHONE_KEY",
+            "c07763c7-2ae8-4708-a608-7691be9d782b",
+        ),
+        (
+            "ONEC_CONTACT_KIND_EMAIL_KEY",
+            "f0dddb0f-1cac-49ab-ad37-f9480b0ef654",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}

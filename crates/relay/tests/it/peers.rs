@@ -25,42 +25,17 @@ pub struct World {
     pub relay: Relay<Peers>,
 }
 
-const FOLDER: &str = "7ccd31ca-887b-11eb-938b-00e04cd03b68";
-
 pub async fn world() -> World {
     let db = TestDatabase::new().await;
     let chatwoot = ChatwootSim::start(ChatwootSimConfig::default()).unwrap();
     let onec = OnecSim::start(OnecSimConfig::default()).unwrap();
-    let account = chatwoot.account_id().to_string();
-    let inbox = chatwoot.inbox_id().to_string();
-    let env = Env::from_pairs([
-        ("CHATWOOT_API_URL", chatwoot.base_url()),
-        ("CHATWOOT_API_TOKEN", "sim-chatwoot-token"),
-        ("CHATWOOT_ACCOUNT_ID", account.as_str()),
-        ("CHATWOOT_INBOX_ID", inbox.as_str()),
-        ("CHATWOOT_LABELS", "consultation"),
-        ("ONEC_ODATA_URL", onec.base_url()),
-        ("ONEC_USER", "odata"),
-        ("ONEC_PASSWORD", "odata-password"),
-        ("ONEC_COUNTERPARTY_FOLDER_KEY", FOLDER),
-        (
-            "ONEC_LANGUAGE_RU_KEY",
-            "15d38cda-1812-11ef-b824-c67597d01fa8",
-        ),
-        (
-            "ONEC_LANGUAGE_UZ_KEY",
-            "15d38cdb-1812-11ef-b824-c67597d01fa8",
-        ),
-        (
-            "ONEC_CONTACT_KIND_PHONE_KEY",
-            "c07763c7-2ae8-4708-a608-7691be9d782b",
-        ),
-        (
-            "ONEC_CONTACT_KIND_EMAIL_KEY",
-            "f0dddb0f-1cac-49ab-ad37-f9480b0ef654",
-        ),
-    ])
-    .unwrap();
+    let pairs = crate::peer_env(
+        chatwoot.base_url(),
+        onec.base_url(),
+        chatwoot.account_id(),
+        chatwoot.inbox_id(),
+    );
+    let env = Env::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
     // Short timeouts: a stalled simulator call must end quickly in a test.
     let peers = PeersConfig::from_env(&env, Duration::from_millis(500), Duration::from_millis(500))
         .unwrap();
@@ -334,6 +309,7 @@ async fn a_429_pauses_the_target_for_its_retry_after_and_not_the_other() {
         &accounting_ticket("+998901234567", Some("301234567")),
     )
     .await;
+    let started = std::time::Instant::now();
     let first = world.relay.drain().await.unwrap();
     assert_eq!(
         (first.retried, first.delivered),
@@ -341,14 +317,29 @@ async fn a_429_pauses_the_target_for_its_retry_after_and_not_the_other() {
         "1C was delivered while Chatwoot waits: {first:?}"
     );
     let calls = world.chatwoot.requests().len();
-    crate::column(world.db.pool(), "UPDATE sys.outbox SET next_attempt_at = now() WHERE status = 'pending' RETURNING '' AS value").await;
-    assert_eq!(
-        world.relay.drain().await.unwrap().attempts,
-        0,
-        "paused: nothing sent before Retry-After"
+    // Keep the entry due and drain until Chatwoot is tried again: that must not happen
+    // before Retry-After (1 s) has passed, and must happen soon after.
+    loop {
+        crate::column(world.db.pool(), "UPDATE sys.outbox SET next_attempt_at = now() WHERE status = 'pending' RETURNING '' AS value").await;
+        if world.relay.drain().await.unwrap().attempts > 0 {
+            break;
+        }
+        assert_eq!(
+            world.chatwoot.requests().len(),
+            calls,
+            "paused: nothing sent before Retry-After"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the pause never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "retried after {:?}",
+        started.elapsed()
     );
-    assert_eq!(world.chatwoot.requests().len(), calls);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     drain_all(&world, 5).await;
     assert!(
         ticket_row(&world, cons_id)

@@ -25,8 +25,6 @@ use uuid::Uuid;
 /// at once would only make each slower and noisier, so they take turns.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const FOLDER: &str = "7ccd31ca-887b-11eb-938b-00e04cd03b68";
-
 /// The simulators, in this test process, where their ledgers can be read.
 struct Peers {
     chatwoot: ChatwootSim,
@@ -68,47 +66,25 @@ fn relay_env(
     account: u64,
     inbox: u64,
 ) -> Vec<(String, String)> {
-    [
-        ("DATABASE_URL", database_url),
-        ("CHATWOOT_API_URL", chatwoot_url),
-        ("CHATWOOT_API_TOKEN", "sim-chatwoot-token"),
-        ("CHATWOOT_ACCOUNT_ID", &account.to_string()),
-        ("CHATWOOT_INBOX_ID", &inbox.to_string()),
-        ("CHATWOOT_LABELS", "consultation"),
-        ("ONEC_ODATA_URL", onec_url),
-        ("ONEC_USER", "odata"),
-        ("ONEC_PASSWORD", "odata-password"),
-        ("ONEC_COUNTERPARTY_FOLDER_KEY", FOLDER),
-        (
-            "ONEC_LANGUAGE_RU_KEY",
-            "15d38cda-1812-11ef-b824-c67597d01fa8",
-        ),
-        (
-            "ONEC_LANGUAGE_UZ_KEY",
-            "15d38cdb-1812-11ef-b824-c67597d01fa8",
-        ),
-        (
-            "ONEC_CONTACT_KIND_PHONE_KEY",
-            "c07763c7-2ae8-4708-a608-7691be9d782b",
-        ),
-        (
-            "ONEC_CONTACT_KIND_EMAIL_KEY",
-            "f0dddb0f-1cac-49ab-ad37-f9480b0ef654",
-        ),
-        ("RELAY_LEASE_MS", "1500"),
-        ("RELAY_BACKOFF_BASE_MS", "10"),
-        ("RELAY_BACKOFF_MAX_MS", "200"),
-        ("RELAY_POLL_INTERVAL_MS", "100"),
-        ("RELAY_HTTP_TIMEOUT_MS", "1000"),
-        ("ONEC_HTTP_TIMEOUT_MS", "1000"),
-        // A slow, busy machine may time a few calls out; the default 10 s pause after five
-        // failures would then dominate the drain time.
-        ("RELAY_PAUSE_MS", "200"),
-        ("RUST_LOG", "warn"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    let mut env = crate::peer_env(chatwoot_url, onec_url, account, inbox);
+    env.extend(
+        [
+            ("DATABASE_URL", database_url),
+            ("RELAY_LEASE_MS", "1500"),
+            ("RELAY_BACKOFF_BASE_MS", "10"),
+            ("RELAY_BACKOFF_MAX_MS", "200"),
+            ("RELAY_POLL_INTERVAL_MS", "100"),
+            ("RELAY_HTTP_TIMEOUT_MS", "1000"),
+            ("ONEC_HTTP_TIMEOUT_MS", "1000"),
+            // A slow, busy machine may time a few calls out; the default 10 s pause after
+            // five failures would then dominate the drain time.
+            ("RELAY_PAUSE_MS", "200"),
+            ("RUST_LOG", "warn"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    env
 }
 
 /// `env` with `overrides` set (or, for `None`, removed).
