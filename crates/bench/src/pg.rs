@@ -181,10 +181,10 @@ fn parse_tps(text: &str) -> Option<f64> {
         .and_then(|tps| tps.parse().ok())
 }
 
-/// `PG_BIN_DIR`, then the directory of `initdb` on `PATH` (symlinks resolved), then the
-/// highest `/usr/lib/postgresql/*/bin`, then `PATH` itself.
+/// Beside the server binaries `cons_testdb` starts (`PG_BIN_DIR`, `initdb` on `PATH`, the
+/// highest `/usr/lib/postgresql/*/bin`), else on `PATH`.
 pub fn find_tool(name: &str) -> anyhow::Result<PathBuf> {
-    let candidates = server_bindir().map(|dir| dir.join(name));
+    let candidates = cons_testdb::server_bindir().ok().map(|dir| dir.join(name));
     if let Some(tool) = candidates.filter(|tool| tool.is_file()) {
         return Ok(tool);
     }
@@ -194,33 +194,6 @@ pub fn find_tool(name: &str) -> anyhow::Result<PathBuf> {
              the PostgreSQL client tools or set PG_BIN_DIR"
         )
     })
-}
-
-fn server_bindir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    if let Some(dir) = on_path("initdb")
-        .and_then(|initdb| initdb.canonicalize().ok())
-        .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
-    {
-        return Some(dir);
-    }
-    let versions = std::fs::read_dir(DEBIAN_LIB_DIR).ok()?;
-    versions
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let version = name
-                .split('.')
-                .map(str::parse::<u32>)
-                .collect::<Result<Vec<_>, _>>()
-                .ok()?;
-            let bin = entry.path().join("bin");
-            bin.is_dir().then_some((version, bin))
-        })
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, bin)| bin)
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
