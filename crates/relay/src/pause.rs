@@ -59,7 +59,8 @@ impl TargetHealth {
     }
 
     /// Records a retryable failure; `retry_after` (a 429) pauses at once for that long.
-    pub fn failed(&self, now: Instant, retry_after: Option<Duration>) {
+    /// Returns the pause this failure started, if any.
+    pub fn failed(&self, now: Instant, retry_after: Option<Duration>) -> Option<Duration> {
         let mut state = self.lock();
         state.consecutive_failures += 1;
         let pause = if let Some(wait) = retry_after {
@@ -84,11 +85,8 @@ impl TargetHealth {
                     .paused_until
                     .map_or(until, |current| current.max(until)),
             );
-            tracing::warn!(
-                pause_ms = pause.as_millis() as u64,
-                "target paused after failures"
-            );
         }
+        pause
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -358,9 +358,19 @@ impl<D: Deliver> Relay<D> {
                 http_status: error.http_status,
             },
             Err(error) => {
-                if let Ok(target) = Target::parse(&entry.target) {
-                    self.health(target)
-                        .failed(Instant::now(), error.retry_after);
+                // Only the peer's own failures count against it: a failure on our side
+                // (our database) must not pause a healthy peer.
+                if error.peer_fault
+                    && let Ok(target) = Target::parse(&entry.target)
+                    && let Some(pause) = self
+                        .health(target)
+                        .failed(Instant::now(), error.retry_after)
+                {
+                    tracing::warn!(
+                        outbox.target = %entry.target,
+                        pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                        "target paused after failures"
+                    );
                 }
                 let attempts = u32::try_from(entry.attempts).unwrap_or(u32::MAX);
                 if attempts >= self.settings.max_attempts {

@@ -508,3 +508,34 @@ async fn wake(pool: &cons_store::Pool) {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn only_the_peers_own_failures_pause_it() {
+    for (local, expected_attempts) in [(true, 2), (false, 1)] {
+        let db = TestDatabase::new().await;
+        let failing = ticket(db.pool(), &["chatwoot"]).await;
+        ticket(db.pool(), &["chatwoot"]).await;
+        let mut relay_settings = settings();
+        relay_settings.batch_size = 1; // one claim per entry, so a pause shows between them
+        relay_settings.pause.after_failures = 1;
+        relay_settings.pause.pause = Duration::from_secs(3600);
+        let relay = Relay::new(
+            db.pool().clone(),
+            relay_settings,
+            Scripted::new(move |entry: &cons_store::outbox::Claimed| {
+                if entry.cons_id != failing {
+                    Ok(Effect::None)
+                } else if local {
+                    Err(DeliveryError::local("database unavailable"))
+                } else {
+                    Err(DeliveryError::retryable("HTTP 503"))
+                }
+            }),
+        );
+        let report = relay.drain().await.unwrap();
+        assert_eq!(
+            report.attempts, expected_attempts,
+            "local failure: {local}: {report:?}"
+        );
+    }
+}
