@@ -28,39 +28,69 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = matches!(
-            request.mime_type(),
-            Ok(Some(mime)) if mime.type_() == "application"
-                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
-        );
-        let declared_length = request
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if !is_json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
-            if declared_length.is_some_and(|length| length > BODY_LIMIT) {
-                return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
-            }
-            let mut body = Vec::with_capacity(declared_length.unwrap_or(1024));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|_| ApiError::MalformedJson("the body could not be read".into()))?;
-                if body.len() + chunk.len() > BODY_LIMIT {
-                    return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse(&body)
-        })
+        let read = read_json_bytes(request, payload, BODY_LIMIT);
+        Box::pin(async move { parse(&read.await?) })
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<JsonBody<T>, ApiError> {
+/// Webhook bodies larger than this are refused with 413 (Chatwoot's are a few KiB).
+pub const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
+
+/// The raw bytes of a JSON body: webhooks verify their signature over exactly these
+/// bytes before anything parses them.
+#[derive(Debug)]
+pub struct RawJson(pub Vec<u8>);
+
+impl FromRequest for RawJson {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let read = read_json_bytes(request, payload, WEBHOOK_BODY_LIMIT);
+        Box::pin(async move { Ok(RawJson(read.await?)) })
+    }
+}
+
+/// Reads a body declared as JSON, refusing another content type (415) and anything past
+/// `limit` (413) before reading it all.
+fn read_json_bytes(
+    request: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> LocalBoxFuture<'static, Result<Vec<u8>, ApiError>> {
+    let is_json = matches!(
+        request.mime_type(),
+        Ok(Some(mime)) if mime.type_() == "application"
+            && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+    );
+    let declared_length = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        if declared_length.is_some_and(|length| length > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let mut body = Vec::with_capacity(declared_length.unwrap_or(1024).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::MalformedJson("the body could not be read".into()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    })
+}
+
+/// Parses and fingerprints a JSON body already read (400 malformed, 422 wrong shape).
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<JsonBody<T>, ApiError> {
     let document: Value = serde_json::from_slice(body).map_err(|error| {
         ApiError::MalformedJson(format!("line {} column {}", error.line(), error.column()))
     })?;

@@ -2,10 +2,14 @@
 //!
 //! Variables: `API_BIND` (default `0.0.0.0:7070`), `API_WORKERS` (default: the number of
 //! CPUs), `SERVICE_TOKENS` (`name:secret,…`), `TICKET_MAX_SCHEDULE_DAYS` (default 30),
+//! `CHATWOOT_WEBHOOK_SECRET` and `ONEC_WEBHOOK_SECRET` (comma-separated while rotating),
+//! `CHATWOOT_WEBHOOK_ALLOW_UNSIGNED` (default false),
 //! `RUST_LOG`, `LOG_FORMAT` (`pretty` or `json`), and the database variables of
 //! `cons_store::settings`.
 
 use crate::auth::ServiceTokens;
+use crate::handlers::webhooks::WebhookAuth;
+use crate::signature::WebhookSecrets;
 use cons_domain::IntakeLimits;
 use cons_store::pool::PoolSettings;
 use cons_store::settings::{ConfigError, DatabaseConfig, Env};
@@ -19,6 +23,7 @@ pub struct ApiConfig {
     pub workers: usize,
     pub service_tokens: ServiceTokens,
     pub intake: IntakeLimits,
+    pub webhooks: WebhookAuth,
     pub log: LogConfig,
 }
 
@@ -38,6 +43,25 @@ impl ApiConfig {
                 "must be at least 1",
             ));
         }
+        let secrets = |variable: &'static str| {
+            WebhookSecrets::parse(&env.get(variable).unwrap_or_default())
+                .map_err(|reason| ConfigError::new(variable, reason))
+        };
+        let webhooks = WebhookAuth {
+            chatwoot: secrets("CHATWOOT_WEBHOOK_SECRET")?,
+            chatwoot_allow_unsigned: env.parse_or(
+                "CHATWOOT_WEBHOOK_ALLOW_UNSIGNED",
+                false,
+                "true or false",
+            )?,
+            onec: secrets("ONEC_WEBHOOK_SECRET")?,
+        };
+        if webhooks.chatwoot_allow_unsigned && !webhooks.chatwoot.is_empty() {
+            return Err(ConfigError::new(
+                "CHATWOOT_WEBHOOK_ALLOW_UNSIGNED",
+                "cannot be true while CHATWOOT_WEBHOOK_SECRET is set",
+            ));
+        }
         Ok(ApiConfig {
             database: DatabaseConfig::from_env(env, PoolSettings::default())?,
             bind: env.parse_or(
@@ -47,6 +71,7 @@ impl ApiConfig {
             )?,
             workers,
             service_tokens,
+            webhooks,
             intake: IntakeLimits {
                 max_schedule_ahead: chrono::Duration::days(i64::from(days)),
                 ..IntakeLimits::default()

@@ -1,5 +1,5 @@
-//! The HTTP API of the consultation middleware (`cons-api`): tickets, health, metrics and
-//! the OpenAPI document. It writes tickets and their outbox entries and never calls
+//! The HTTP API of the consultation middleware (`cons-api`): tickets, webhooks, health,
+//! metrics and the OpenAPI document. It writes tickets and their outbox entries and never calls
 //! Chatwoot or 1C: the relay does that, from the outbox.
 
 pub mod auth;
@@ -8,6 +8,7 @@ pub mod config;
 pub mod errors;
 mod handlers;
 pub mod metrics;
+pub mod signature;
 pub mod state;
 pub mod wake;
 
@@ -19,6 +20,7 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
+pub use handlers::webhooks::WebhookAuth;
 use std::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -52,6 +54,8 @@ fn routes(config: &mut ServiceConfig<'_>) {
         .service(handlers::tickets::list_client_tickets)
         .service(handlers::tickets::ticket_history)
         .service(handlers::tickets::get_ticket)
+        .service(handlers::webhooks::chatwoot)
+        .service(handlers::webhooks::onec)
         .service(handlers::health::health)
         .service(handlers::health::health_db)
         .service(handlers::health::metrics);
@@ -155,6 +159,9 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
         .await
         .context("cannot start")?;
     let pool = cons_store::pool::build(&config.database.url, &config.database.pool)?;
+    if config.webhooks.chatwoot.is_empty() && !config.webhooks.chatwoot_allow_unsigned {
+        tracing::warn!("CHATWOOT_WEBHOOK_SECRET is empty: /webhook/chatwoot will answer 401");
+    }
     if config.service_tokens.is_empty() {
         tracing::warn!("SERVICE_TOKENS is empty: every ticket route will answer 401");
     }
@@ -163,6 +170,7 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
         pool,
         service_tokens: config.service_tokens.clone(),
         intake: config.intake,
+        webhooks: config.webhooks.clone(),
     };
     let listener = TcpListener::bind(config.bind)
         .with_context(|| format!("could not bind {}", config.bind))?;

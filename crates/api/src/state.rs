@@ -1,6 +1,7 @@
 //! What every handler shares: the pool, the credentials and the intake rules.
 
 use crate::auth::ServiceTokens;
+use crate::handlers::webhooks::WebhookAuth;
 use crate::wake::RelayWaker;
 use cons_domain::IntakeLimits;
 use cons_store::Pool;
@@ -12,4 +13,6 @@ pub struct AppState {
     pub intake: IntakeLimits,
     /// Wakes the relay after outbox entries are committed.
     pub relay_waker: RelayWaker,
+    /// Who may deliver webhooks.
+    pub webhooks: WebhookAuth,
 }

@@ -4,12 +4,13 @@
 mod client;
 mod errors;
 mod intake;
+pub mod sync;
 mod ticket;
 
 pub use client::{CodeAbonent, CompanyName, Email, Inn, PersonName, PhoneNumber};
 pub use errors::{FieldErrors, InvalidValue};
 pub use intake::{ClientRef, IntakeLimits, NewClient, NewTicket, TicketDraft};
 pub use ticket::{
-    Comment, ConsultationType, HistorySource, Importance, Lang, OutboxStatus, Source, SyncState,
-    Target, TicketStatus, Topic,
+    ChatwootStatus, Comment, ConsultationType, HistorySource, Importance, Lang, OnecKind,
+    OutboxStatus, Source, SyncState, Target, TicketStatus, Topic,
 };

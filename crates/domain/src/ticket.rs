@@ -67,6 +67,25 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// A conversation's status in Chatwoot.
+    ChatwootStatus, "Chatwoot status" {
+        Open => "open",
+        Pending => "pending",
+        Snoozed => "snoozed",
+        Resolved => "resolved",
+    }
+);
+
+vocabulary!(
+    /// `ВидОбращения` of a 1C consultation document.
+    OnecKind, "1C consultation kind" {
+        Queued => "ВОчередьНаКонсультацию",
+        Its => "КонсультацияИТС",
+        Other => "Другое",
+    }
+);
+
+vocabulary!(
     /// A peer system an outbox entry is delivered to.
     Target, "target" { Chatwoot => "chatwoot", Onec => "onec" }
 );
@@ -101,6 +120,13 @@ vocabulary!(
         Operator => "operator",
     }
 );
+
+impl TicketStatus {
+    /// Resolved and cancelled tickets are closed; the others are still being worked on.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TicketStatus::Resolved | TicketStatus::Cancelled)
+    }
+}
 
 impl ConsultationType {
     /// Where a new ticket of this type must be delivered. Accounting consultations are

@@ -227,6 +227,14 @@ pub enum Effect {
         ref_key: Uuid,
         number: String,
     },
+    /// The conversation now holds this status and scheduled date (what a sync wrote or
+    /// found there), so their echoes are recognised.
+    ChatwootSynced {
+        status: cons_domain::ChatwootStatus,
+        scheduled_at: Option<DateTime<Utc>>,
+    },
+    /// The 1C document now holds this scheduled date.
+    OnecSynced { scheduled_at: Option<DateTime<Utc>> },
 }
 
 /// Records the outcomes of a batch in one transaction of a few set-based statements,
@@ -351,6 +359,49 @@ SELECT id FROM updated
 
 /// Writes what delivered entries created at the peers: external ids on the ticket and the
 /// client, a history row per new external id, and follow-up entries.
+/// Records what a sync delivery left at the peer. Syncs are rare (a human changed
+/// something), so one statement per entry is fine here.
+async fn write_peer_views(
+    tx: &mut diesel_async::AsyncPgConnection,
+    delivered: &[&(Claimed, Outcome)],
+) -> Result<(), StoreError> {
+    use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    for (entry, outcome) in delivered {
+        match outcome {
+            Outcome::Delivered {
+                effect:
+                    Effect::ChatwootSynced {
+                        status,
+                        scheduled_at,
+                    },
+            } => {
+                diesel::sql_query(
+                    "UPDATE cons.tickets SET chatwoot_status = $2, chatwoot_scheduled_at = $3
+                     WHERE cons_id = $1",
+                )
+                .bind::<SqlUuid, _>(entry.cons_id)
+                .bind::<Text, _>(status.as_str())
+                .bind::<Nullable<Timestamptz>, _>(*scheduled_at)
+                .execute(tx)
+                .await?;
+            }
+            Outcome::Delivered {
+                effect: Effect::OnecSynced { scheduled_at },
+            } => {
+                diesel::sql_query(
+                    "UPDATE cons.tickets SET onec_scheduled_at = $2 WHERE cons_id = $1",
+                )
+                .bind::<SqlUuid, _>(entry.cons_id)
+                .bind::<Nullable<Timestamptz>, _>(*scheduled_at)
+                .execute(tx)
+                .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 async fn write_effects(
     tx: &mut diesel_async::AsyncPgConnection,
     delivered: &[&(Claimed, Outcome)],
@@ -367,7 +418,7 @@ async fn write_effects(
             continue;
         };
         match effect {
-            Effect::None => continue,
+            Effect::None | Effect::ChatwootSynced { .. } | Effect::OnecSynced { .. } => continue,
             Effect::ChatwootTicket {
                 contact_id,
                 conversation_id,
@@ -393,6 +444,7 @@ async fn write_effects(
             }
         }
     }
+    write_peer_views(tx, delivered).await?;
     if cons_ids.is_empty() {
         return Ok(());
     }
@@ -413,6 +465,11 @@ WITH input AS (
     SET chatwoot_conversation_id = COALESCE(p.conversation_id, t.chatwoot_conversation_id),
         -- "new" means "not yet in Chatwoot": the conversation exists now, open.
         status = CASE WHEN t.status = 'new' AND p.conversation_id IS NOT NULL THEN 'open' ELSE t.status END,
+        -- What the new conversation holds, unless a webhook has already shown it.
+        chatwoot_status = CASE WHEN p.conversation_id IS NOT NULL AND t.chatwoot_seen_at IS NULL
+                               THEN COALESCE(t.chatwoot_status, 'open') ELSE t.chatwoot_status END,
+        chatwoot_scheduled_at = CASE WHEN p.conversation_id IS NOT NULL AND t.chatwoot_seen_at IS NULL
+                                     THEN t.scheduled_at ELSE t.chatwoot_scheduled_at END,
         onec_ref_key = COALESCE(p.ref_key, t.onec_ref_key),
         onec_number = COALESCE(p.number, t.onec_number),
         updated_at = now()

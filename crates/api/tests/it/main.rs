@@ -11,9 +11,11 @@ mod health;
 mod input;
 mod openapi;
 mod tickets;
+mod webhooks;
 
 use actix_web::HttpServer;
 use cons_api::auth::ServiceTokens;
+use cons_api::signature::WebhookSecrets;
 use cons_api::state::AppState;
 use cons_domain::IntakeLimits;
 use cons_store::Pool;
@@ -24,6 +26,8 @@ use std::net::TcpListener;
 
 pub const SITE_TOKEN: &str = "site-secret-0123456789";
 pub const CALL_CENTRE_TOKEN: &str = "call-centre-secret-0123456789";
+pub const CHATWOOT_SECRET: &str = "dN4cQz8pVt2sWm6hJr9kXe3B";
+pub const ONEC_SECRET: &str = "onec-extension-secret-0123456789";
 
 pub struct TestApp {
     pub db: TestDatabase,
@@ -98,6 +102,11 @@ pub fn serve(pool: Pool) -> String {
         ))
         .unwrap(),
         intake: IntakeLimits::default(),
+        webhooks: cons_api::WebhookAuth {
+            chatwoot: WebhookSecrets::parse(CHATWOOT_SECRET).unwrap(),
+            chatwoot_allow_unsigned: false,
+            onec: WebhookSecrets::parse(ONEC_SECRET).unwrap(),
+        },
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
