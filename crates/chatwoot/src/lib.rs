@@ -25,6 +25,7 @@
 mod client;
 mod error;
 mod types;
+mod webhook;
 
 pub use client::{ChatwootClient, ChatwootConfig};
 pub use error::{ChatwootError, EXCERPT_MAX_CHARS};
@@ -33,3 +34,4 @@ pub use types::{
     ConversationStatus, InboxRef, Message, MessageSender, MessageType, NewContact, NewConversation,
     NewMessage, Team,
 };
+pub use webhook::{WebhookError, WebhookEvent, WebhookMessage};

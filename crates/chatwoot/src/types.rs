@@ -238,6 +238,9 @@ pub struct Conversation {
     pub created_at: Option<i64>,
     #[serde(default)]
     pub last_activity_at: Option<i64>,
+    /// Seconds with a fraction; Chatwoot's clock for "which state is newer".
+    #[serde(default, deserialize_with = "seconds_or_null")]
+    pub updated_at: Option<f64>,
     #[serde(default)]
     pub meta: ConversationMeta,
 }
@@ -438,6 +441,15 @@ impl std::fmt::Debug for NewMessage {
             .field("content_chars", &self.content.chars().count())
             .finish_non_exhaustive()
     }
+}
+
+/// A number of seconds; `null`, a missing field or an ISO string (nested objects use one)
+/// read as `None` rather than failing the whole conversation.
+fn seconds_or_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(number) => number.as_f64(),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

@@ -7,8 +7,12 @@
 //! `RELAY_SHUTDOWN_GRACE_MS` (30000). Leases follow from the peer timeouts
 //! (`RELAY_HTTP_TIMEOUT_MS` 10000 for Chatwoot, `ONEC_HTTP_TIMEOUT_MS` 60000 for 1C): an
 //! effect makes several calls, so a lease is eight timeouts long, or `RELAY_LEASE_MS`.
+//!
+//! Inbound sync: `ONEC_POLL_INTERVAL_MS` (30000), `SYNC_RECONCILE_INTERVAL_MS` (300000),
+//! `SYNC_RECONCILE_CLOSED_DAYS` (7: closed tickets are compared this long after closing).
 
 use crate::backoff::Backoff;
+use crate::inbound::InboundSettings;
 use crate::pause::PausePolicy;
 use crate::worker::{RelaySettings, TargetSettings};
 use cons_domain::Target;
@@ -26,6 +30,7 @@ pub struct RelayConfig {
     pub chatwoot_timeout: Duration,
     pub onec_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub inbound: InboundSettings,
     pub log: LogConfig,
 }
 
@@ -103,9 +108,30 @@ impl RelayConfig {
             chatwoot_timeout,
             onec_timeout,
             shutdown_grace: env.millis_or("RELAY_SHUTDOWN_GRACE_MS", Duration::from_secs(30))?,
+            inbound: inbound_settings(env)?,
             log: LogConfig::from_env(env)?,
         })
     }
+}
+
+fn inbound_settings(env: &Env) -> Result<InboundSettings, ConfigError> {
+    let defaults = InboundSettings::default();
+    let days: u32 = env.parse_or("SYNC_RECONCILE_CLOSED_DAYS", 7, "a number of days")?;
+    let settings = InboundSettings {
+        onec_poll: env.millis_or("ONEC_POLL_INTERVAL_MS", defaults.onec_poll)?,
+        reconcile_every: env.millis_or("SYNC_RECONCILE_INTERVAL_MS", defaults.reconcile_every)?,
+        reconcile_closed_within: Duration::from_secs(u64::from(days) * 24 * 3600),
+        ..defaults
+    };
+    for (variable, value) in [
+        ("ONEC_POLL_INTERVAL_MS", settings.onec_poll),
+        ("SYNC_RECONCILE_INTERVAL_MS", settings.reconcile_every),
+    ] {
+        if value < Duration::from_millis(100) {
+            return Err(ConfigError::new(variable, "must be at least 100 ms"));
+        }
+    }
+    Ok(settings)
 }
 
 /// `host:pid:random`, so leases name the process that holds them.

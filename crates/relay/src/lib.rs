@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod config;
 pub mod deliver;
 pub mod effects;
+pub mod inbound;
 pub mod listener;
 pub mod observe;
 pub mod pause;

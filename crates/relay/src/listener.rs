@@ -1,6 +1,6 @@
 //! Wake-ups: a dedicated connection LISTENs on the `outbox` channel, which writers notify
-//! after they commit entries (`cons_store::outbox::wake_relay`), and wakes the relay's
-//! idle loops.
+//! after they commit entries (`cons_store::outbox::wake_relay`), and on `inbox`, which the
+//! API notifies after recording a webhook, and wakes the loops waiting on each.
 //! NOTIFY is only a hint: the loops also poll, and the listener reconnects with a capped
 //! backoff (waking everyone after a reconnect, since notifications sent while it was away
 //! are lost).
@@ -13,26 +13,43 @@ use tokio::sync::{Notify, watch};
 
 /// The channel writers notify after committing outbox entries.
 pub const CHANNEL: &str = "outbox";
+/// The channel the API notifies after recording a webhook delivery.
+pub const INBOX_CHANNEL: &str = "inbox";
 
-/// Listens until `shutdown` turns true.
-pub async fn listen(database_url: String, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+/// Listens on each channel and wakes its `Notify`, until `shutdown` turns true.
+pub async fn listen(
+    database_url: String,
+    channels: Vec<(&'static str, Arc<Notify>)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let wake_all = || channels.iter().for_each(|(_, wake)| wake.notify_waiters());
     let mut pause = Duration::from_millis(100);
     while !*shutdown.borrow() {
         match AsyncPgConnection::establish(&database_url).await {
             Ok(mut connection) => {
-                match connection.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                let mut listening = Ok(());
+                for (channel, _) in &channels {
+                    listening = connection.batch_execute(&format!("LISTEN {channel}")).await;
+                    if listening.is_err() {
+                        break;
+                    }
+                }
+                match listening {
                     Ok(()) => {
-                        tracing::debug!("listening for outbox notifications");
+                        tracing::debug!("listening for notifications");
                         pause = Duration::from_millis(100);
                         // Anything committed while we were not listening is due now.
-                        wake.notify_waiters();
+                        wake_all();
                         let mut notifications = std::pin::pin!(connection.notifications_stream());
                         loop {
                             tokio::select! {
                                 next = notifications.next() => match next {
-                                    Some(Ok(_)) => {
+                                    Some(Ok(notification)) => {
                                         metrics::counter!("relay_notifications_total").increment(1);
-                                        wake.notify_waiters();
+                                        channels
+                                            .iter()
+                                            .filter(|(channel, _)| *channel == notification.channel)
+                                            .for_each(|(_, wake)| wake.notify_waiters());
                                     }
                                     Some(Err(error)) => {
                                         tracing::warn!(%error, "the notification connection failed");

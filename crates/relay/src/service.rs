@@ -1,5 +1,6 @@
-//! The relay as a service: check migrations, connect, then run the loops, the NOTIFY
-//! listener, the gauges and the metrics endpoint until shutdown. `cons-relay` and
+//! The relay as a service: check migrations, connect, then run the delivery loops, the
+//! inbound loops (webhook inbox, 1C poll, reconciliation), the NOTIFY listener, the
+//! gauges and the metrics endpoint until shutdown. `cons-relay` and
 //! `consctl dev` both start it from here.
 
 use crate::config::RelayConfig;
@@ -31,13 +32,18 @@ pub async fn run(
         .with_context(|| format!("could not bind {}", config.metrics_bind))?;
     let metrics_handle = metrics.handle();
     tokio::spawn(metrics);
+    let inbox_wake = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(crate::listener::listen(
         config.database.url.clone(),
-        relay.waker(),
+        vec![
+            (crate::listener::CHANNEL, relay.waker()),
+            (crate::listener::INBOX_CHANNEL, inbox_wake.clone()),
+        ],
         shutdown.clone(),
     ));
+    spawn_inbound(&pool, config, peers, inbox_wake, &shutdown)?;
     tokio::spawn(crate::observe::refresh_gauges(
-        pool,
+        pool.clone(),
         Duration::from_secs(5),
         shutdown.clone(),
     ));
@@ -63,4 +69,37 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// The inbound loops: the webhook inbox, the 1C poll and reconciliation.
+fn spawn_inbound(
+    pool: &cons_store::Pool,
+    config: &RelayConfig,
+    peers: &PeersConfig,
+    inbox_wake: Arc<tokio::sync::Notify>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let settings = config.inbound.clone();
+    let chatwoot = cons_chatwoot::ChatwootClient::new(peers.chatwoot.clone())?;
+    let onec = cons_onec::OnecClient::new(peers.onec.clone())?;
+    tokio::spawn(crate::inbound::inbox::run(
+        pool.clone(),
+        inbox_wake,
+        settings.inbox_poll,
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::inbound::poll::run(
+        pool.clone(),
+        onec.clone(),
+        settings.onec_poll,
+        shutdown.clone(),
+    ));
+    let reconciler = crate::inbound::reconcile::Reconciler {
+        pool: pool.clone(),
+        chatwoot,
+        onec,
+        settings,
+    };
+    tokio::spawn(reconciler.run(shutdown.clone()));
+    Ok(())
 }

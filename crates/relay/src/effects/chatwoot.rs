@@ -3,10 +3,12 @@
 //! our ticket id (custom attribute `cons_id`), the message by our `source_id` marker.
 
 use crate::deliver::DeliveryError;
+use crate::inbound::observe::{SCHEDULED_ATTRIBUTE, format_scheduled};
 use cons_chatwoot::{
     CONS_ID_ATTRIBUTE, ChatwootClient, ChatwootError, Contact, Conversation, NewContact,
     NewConversation, NewMessage,
 };
+use cons_domain::ChatwootStatus;
 use cons_store::outbox::{Claimed, Effect};
 use cons_store::tickets::DeliveryView;
 use serde_json::{Map, Value};
@@ -84,10 +86,13 @@ impl ChatwootEffects {
         })
     }
 
-    /// `ticket.onec_number`: the 1C document number as the conversation's `number_con`
-    /// attribute. Custom attributes are replaced as a whole (Chatwoot ≤ 4.16), so the
-    /// current ones are read and merged first.
-    pub async fn push_onec_number(
+    /// `ticket.sync` (and the `ticket.onec_number` follow-up): brings the conversation in
+    /// line with the ticket. The status is set only when the entry asks for one (a
+    /// close or reopen decided by the sync rules) and Chatwoot does not already show it;
+    /// the scheduled date and the 1C number are merged into the custom attributes, which
+    /// Chatwoot (≤ 4.16) replaces as a whole, so the current ones are read first.
+    /// Returns what the conversation now holds, so the echo of this write is recognised.
+    pub async fn sync_ticket(
         &self,
         view: &DeliveryView,
         entry: &Claimed,
@@ -97,11 +102,6 @@ impl ChatwootEffects {
                 "the ticket has no Chatwoot conversation yet",
             ));
         };
-        let number = entry
-            .payload
-            .get("number")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         let conversation_id = u64::try_from(conversation_id)
             .map_err(|_| DeliveryError::permanent("bad conversation id"))?;
         let conversation = self
@@ -109,24 +109,45 @@ impl ChatwootEffects {
             .get_conversation(conversation_id)
             .await
             .map_err(failure)?;
-        if conversation
-            .custom_attributes
-            .get("number_con")
+        let mut status = conversation.status;
+        if let Some(wanted) = entry
+            .payload
+            .get("status")
             .and_then(Value::as_str)
-            != Some(number)
+            .and_then(|raw| serde_json::from_value(Value::String(raw.to_owned())).ok())
+            .filter(|wanted| *wanted != conversation.status)
         {
-            let mut attributes = conversation.custom_attributes.clone();
-            attributes.insert("number_con".into(), Value::String(number.to_owned()));
+            status = self
+                .client
+                .toggle_status(conversation_id, wanted)
+                .await
+                .map_err(failure)?;
+        }
+        let ticket = &view.ticket;
+        let mut attributes = conversation.custom_attributes.clone();
+        attributes.insert(
+            CONS_ID_ATTRIBUTE.into(),
+            Value::String(ticket.cons_id.to_string()),
+        );
+        if let Some(number) = &ticket.onec_number {
+            attributes.insert("number_con".into(), Value::String(number.clone()));
+        }
+        if let Some(at) = ticket.scheduled_at {
             attributes.insert(
-                CONS_ID_ATTRIBUTE.into(),
-                Value::String(view.ticket.cons_id.to_string()),
+                SCHEDULED_ATTRIBUTE.into(),
+                Value::String(format_scheduled(at)),
             );
+        }
+        if attributes != conversation.custom_attributes {
             self.client
                 .set_custom_attributes(conversation_id, &attributes)
                 .await
                 .map_err(failure)?;
         }
-        Ok(Effect::None)
+        Ok(Effect::ChatwootSynced {
+            status: chatwoot_status(status),
+            scheduled_at: ticket.scheduled_at,
+        })
     }
 
     /// The client's contact: by our client id, else created; a create that finds the
@@ -218,14 +239,24 @@ impl ChatwootEffects {
         attributes.insert("lang".into(), Value::String(ticket.lang.clone()));
         if let Some(at) = ticket.scheduled_at {
             attributes.insert(
-                "date_con".into(),
-                Value::String(at.format("%Y-%m-%dT%H:%M:%S").to_string()),
+                SCHEDULED_ATTRIBUTE.into(),
+                Value::String(format_scheduled(at)),
             );
         }
         if let Some(number) = number {
             attributes.insert("number_con".into(), Value::String(number.to_owned()));
         }
         attributes
+    }
+}
+
+fn chatwoot_status(status: cons_chatwoot::ConversationStatus) -> ChatwootStatus {
+    use cons_chatwoot::ConversationStatus as Wire;
+    match status {
+        Wire::Open => ChatwootStatus::Open,
+        Wire::Pending => ChatwootStatus::Pending,
+        Wire::Snoozed => ChatwootStatus::Snoozed,
+        Wire::Resolved => ChatwootStatus::Resolved,
     }
 }
 

@@ -32,10 +32,12 @@ impl Deliver for Peers {
         };
         match (entry.target.as_str(), entry.kind.as_str()) {
             ("chatwoot", "ticket.create") => self.chatwoot.create_ticket(&view).await,
-            ("chatwoot", "ticket.onec_number") => {
-                self.chatwoot.push_onec_number(&view, entry).await
+            // The number follow-up is a sync whose news is the number.
+            ("chatwoot", "ticket.onec_number" | cons_store::inbound::SYNC_KIND) => {
+                self.chatwoot.sync_ticket(&view, entry).await
             }
             ("onec", "ticket.create") => self.onec.create_ticket(&view).await,
+            ("onec", cons_store::inbound::SYNC_KIND) => self.onec.sync_ticket(&view).await,
             (target, kind) => Err(DeliveryError::permanent(format!(
                 "no effect for {kind} to {target}"
             ))),

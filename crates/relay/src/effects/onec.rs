@@ -5,8 +5,8 @@
 
 use crate::deliver::DeliveryError;
 use cons_onec::{
-    Channel, ContactInfo, ContactKind, Counterparty, Importance, LegalForm, NewConsultation,
-    NewCounterparty, OnecClient, OnecError,
+    Channel, ConsultationPatch, ContactInfo, ContactKind, Counterparty, Importance, LegalForm,
+    NewConsultation, NewCounterparty, OnecClient, OnecError,
 };
 use cons_store::outbox::Effect;
 use cons_store::tickets::DeliveryView;
@@ -141,6 +141,44 @@ impl OnecEffects {
             contacts,
         };
         self.client.create_counterparty(&new).await.map_err(failure)
+    }
+
+    /// `ticket.sync`: brings the document in line with the ticket: the scheduled date
+    /// (changed in Chatwoot) and a cancellation (the deletion mark). Only the fields that
+    /// differ are patched, so a repeated delivery changes nothing. Returns the date the
+    /// document now holds, so its echo in the next poll is recognised.
+    pub async fn sync_ticket(&self, view: &DeliveryView) -> Result<Effect, DeliveryError> {
+        let ticket = &view.ticket;
+        let Some(ref_key) = ticket.onec_ref_key else {
+            return Err(DeliveryError::retryable(
+                "the ticket has no 1C document yet",
+            ));
+        };
+        let Some(document) = self
+            .client
+            .get_consultation(ref_key)
+            .await
+            .map_err(failure)?
+        else {
+            return Err(DeliveryError::permanent("the 1C document no longer exists"));
+        };
+        let mut patch = ConsultationPatch::default();
+        if ticket.scheduled_at.is_some() && ticket.scheduled_at != document.consultation_date {
+            patch.consultation_date = ticket.scheduled_at;
+        }
+        let cancelled_here = ticket.status == cons_domain::TicketStatus::Cancelled.as_str();
+        if cancelled_here && !document.deletion_mark && !document.closed_without_consultation {
+            patch.deletion_mark = Some(true);
+        }
+        if !patch.is_empty() {
+            self.client
+                .patch_consultation(ref_key, &patch)
+                .await
+                .map_err(failure)?;
+        }
+        Ok(Effect::OnecSynced {
+            scheduled_at: ticket.scheduled_at.or(document.consultation_date),
+        })
     }
 }
 

@@ -445,7 +445,7 @@ async fn a_notify_after_commit_wakes_an_idle_relay_also_after_the_listening_sess
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listener = tokio::spawn(cons_relay::listener::listen(
         db.url().to_owned(),
-        relay.waker(),
+        vec![(cons_relay::listener::CHANNEL, relay.waker())],
         stopped.clone(),
     ));
     let running = tokio::spawn(relay.clone().run(stopped));
