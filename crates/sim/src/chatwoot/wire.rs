@@ -10,13 +10,23 @@ use serde::ser::Serializer;
 use serde_json::{Map, Value};
 
 /// Rails' `Time#as_json`: ISO-8601 with milliseconds and `Z`.
+const RAILS_TIME: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
 pub(super) fn iso(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .map(|t| t.format(RAILS_TIME).to_string())
         .unwrap_or_default()
 }
 
-static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+/// [`iso`] of a time kept with milliseconds (`updated_at`).
+pub(super) fn iso_millis(secs: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((secs * 1000.0).round() as i64)
+        .map(|t| t.format(RAILS_TIME).to_string())
+        .unwrap_or_default()
+}
+
+pub(super) static EMPTY: std::sync::LazyLock<Map<String, Value>> =
+    std::sync::LazyLock::new(Map::new);
 
 /// `api/v1/models/_inbox_slim`.
 #[derive(Serialize)]
@@ -166,7 +176,7 @@ impl<'a> ContactJson<'a> {
 
 /// `Contact#push_event_data` (message senders).
 #[derive(Serialize)]
-struct ContactPush<'a> {
+pub(super) struct ContactPush<'a> {
     additional_attributes: &'a Map<String, Value>,
     custom_attributes: &'a Map<String, Value>,
     email: Option<&'a str>,
@@ -181,7 +191,7 @@ struct ContactPush<'a> {
 }
 
 impl<'a> ContactPush<'a> {
-    fn of(contact: &'a SimContact) -> Self {
+    pub(super) fn of(contact: &'a SimContact) -> Self {
         Self {
             additional_attributes: &contact.additional_attributes,
             custom_attributes: &contact.custom_attributes,
@@ -199,7 +209,7 @@ impl<'a> ContactPush<'a> {
 
 /// `User#push_event_data` (message senders).
 #[derive(Serialize)]
-struct UserPush<'a> {
+pub(super) struct UserPush<'a> {
     id: u64,
     name: &'a str,
     available_name: &'a str,
@@ -211,7 +221,7 @@ struct UserPush<'a> {
 }
 
 impl<'a> UserPush<'a> {
-    fn of(account: &'a Account, user_id: u64) -> Self {
+    pub(super) fn of(account: &'a Account, user_id: u64) -> Self {
         let name = match account.agents.get(&user_id) {
             Some(agent) => agent.name.as_str(),
             None => TOKEN_USER_NAME,
@@ -360,7 +370,7 @@ struct MessageConversationJson<'a> {
 
 /// `Message#push_event_data`: the message objects nested in conversations.
 #[derive(Serialize)]
-struct MessagePush<'a> {
+pub(super) struct MessagePush<'a> {
     id: u64,
     content: Option<&'a str>,
     account_id: u64,
@@ -385,7 +395,7 @@ struct MessagePush<'a> {
 }
 
 impl<'a> MessagePush<'a> {
-    fn of(
+    pub(super) fn of(
         account: &'a Account,
         conversation: &'a SimConversation,
         message: &'a SimMessage,
