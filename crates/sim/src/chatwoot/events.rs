@@ -4,10 +4,10 @@
 //! moment the change happens and serialised like Rails' `to_json`.
 
 use super::state::{
-    ACCOUNT_NAME, Account, SimConversation, SimMessage, SimSender, SimStatus, TOKEN_USER_EMAIL,
-    TOKEN_USER_NAME,
+    ACCOUNT_NAME, Account, SimContact, SimConversation, SimMessage, SimSender, SimStatus,
+    TOKEN_USER_EMAIL, TOKEN_USER_NAME,
 };
-use super::wire::{ContactPush, EMPTY, MessagePush, UserPush, iso, iso_millis};
+use super::wire::{ContactPush, EMPTY, MessagePush, Sender, UserPush, iso, iso_millis};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -412,48 +412,41 @@ struct UserSender<'a> {
     kind: &'static str,
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum MessageSender<'a> {
-    Contact(ContactSender<'a>),
-    User(UserSender<'a>),
-    Nobody(Option<()>),
+/// A message webhook's `sender`: `Contact#webhook_data` or `User#webhook_data`.
+type MessageSender<'a> = Sender<ContactSender<'a>, UserSender<'a>>;
+
+fn contact_sender<'a>(account: &Account, c: &'a SimContact) -> ContactSender<'a> {
+    ContactSender {
+        account: AccountRef::of(account),
+        additional_attributes: &c.additional_attributes,
+        avatar: "",
+        custom_attributes: &c.custom_attributes,
+        email: c.email.as_deref(),
+        id: c.id,
+        identifier: c.identifier.as_deref(),
+        name: &c.name,
+        phone_number: c.phone_number.as_deref(),
+        thumbnail: "",
+        blocked: c.blocked,
+    }
 }
 
-impl<'a> MessageSender<'a> {
-    fn of(account: &'a Account, sender: SimSender) -> Self {
-        match sender {
-            SimSender::Contact(id) => account.contact(id).map_or(Self::Nobody(None), |c| {
-                Self::Contact(ContactSender {
-                    account: AccountRef::of(account),
-                    additional_attributes: &c.additional_attributes,
-                    avatar: "",
-                    custom_attributes: &c.custom_attributes,
-                    email: c.email.as_deref(),
-                    id: c.id,
-                    identifier: c.identifier.as_deref(),
-                    name: &c.name,
-                    phone_number: c.phone_number.as_deref(),
-                    thumbnail: "",
-                    blocked: c.blocked,
-                })
-            }),
-            SimSender::User(id) => {
-                let (name, email) = account
-                    .agents
-                    .get(&id)
-                    .map_or((TOKEN_USER_NAME, TOKEN_USER_EMAIL), |agent| {
-                        (agent.name.as_str(), agent.email.as_str())
-                    });
-                Self::User(UserSender {
-                    id,
-                    name,
-                    email,
-                    kind: "user",
-                })
-            }
+fn message_sender(account: &Account, sender: SimSender) -> MessageSender<'_> {
+    let user = |id: u64| {
+        let (name, email) = account
+            .agents
+            .get(&id)
+            .map_or((TOKEN_USER_NAME, TOKEN_USER_EMAIL), |agent| {
+                (agent.name.as_str(), agent.email.as_str())
+            });
+        UserSender {
+            id,
+            name,
+            email,
+            kind: "user",
         }
-    }
+    };
+    Sender::of(account, sender, |c| contact_sender(account, c), user)
 }
 
 /// `Message#webhook_data` + `event`: string `message_type`, ISO `created_at`, the whole
@@ -497,7 +490,7 @@ impl<'a> MessageEvent<'a> {
             },
             message_type: message.message_type.as_str(),
             private: message.private,
-            sender: MessageSender::of(account, message.sender),
+            sender: message_sender(account, message.sender),
             source_id: message.source_id.as_deref(),
             event: "message_created",
         }

@@ -322,29 +322,37 @@ impl ChatwootSim {
     /// An agent assigns the conversation to an agent (`None` unassigns). `false` for an
     /// unknown conversation or agent.
     pub fn agent_assign(&self, conversation_id: u64, agent_id: Option<u64>) -> bool {
-        let mut account = self.shared.lock();
-        if agent_id.is_some_and(|id| !account.agents.contains_key(&id)) {
-            return false;
-        }
         let params = AssignmentParams {
             assignee_id: Some(agent_id.map_or(Value::Null, Value::from)),
             ..AssignmentParams::default()
         };
-        account.assign(conversation_id, params).is_ok()
+        self.assign_in_ui(conversation_id, params, |account| {
+            agent_id.is_none_or(|id| account.agents.contains_key(&id))
+        })
     }
 
     /// An agent gives the conversation to a team (`None` clears it). `false` for an
     /// unknown conversation or team.
     pub fn agent_set_team(&self, conversation_id: u64, team_id: Option<u64>) -> bool {
-        let mut account = self.shared.lock();
-        if team_id.is_some_and(|id| !account.teams.contains_key(&id)) {
-            return false;
-        }
         let params = AssignmentParams {
             team_id: Some(team_id.map_or(Value::Null, Value::from)),
             ..AssignmentParams::default()
         };
-        account.assign(conversation_id, params).is_ok()
+        self.assign_in_ui(conversation_id, params, |account| {
+            team_id.is_none_or(|id| account.teams.contains_key(&id))
+        })
+    }
+
+    /// The UI offers only agents and teams that exist, so unlike the REST API an unknown
+    /// one changes nothing.
+    fn assign_in_ui(
+        &self,
+        conversation_id: u64,
+        params: AssignmentParams,
+        exists: impl FnOnce(&Account) -> bool,
+    ) -> bool {
+        let mut account = self.shared.lock();
+        exists(&account) && account.assign(conversation_id, params).is_ok()
     }
 
     /// An agent edits the conversation's custom attributes: the whole hash is replaced,

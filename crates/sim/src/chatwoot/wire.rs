@@ -238,23 +238,39 @@ impl<'a> UserPush<'a> {
     }
 }
 
+/// A message's `sender`: a contact, a user, or `null` (a contact that is gone), each in
+/// the format of the view at hand.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum SenderJson<'a> {
-    Contact(ContactPush<'a>),
-    User(UserPush<'a>),
-    None(Option<()>),
+pub(super) enum Sender<C, U> {
+    Contact(C),
+    User(U),
+    Nobody(Option<()>),
 }
 
-impl<'a> SenderJson<'a> {
-    fn of(account: &'a Account, sender: SimSender) -> Self {
+impl<C, U> Sender<C, U> {
+    pub(super) fn of<'a>(
+        account: &'a Account,
+        sender: SimSender,
+        contact: impl FnOnce(&'a SimContact) -> C,
+        user: impl FnOnce(u64) -> U,
+    ) -> Self {
         match sender {
             SimSender::Contact(id) => account
                 .contact(id)
-                .map_or(Self::None(None), |c| Self::Contact(ContactPush::of(c))),
-            SimSender::User(id) => Self::User(UserPush::of(account, id)),
+                .map_or(Self::Nobody(None), |c| Self::Contact(contact(c))),
+            SimSender::User(id) => Self::User(user(id)),
         }
     }
+}
+
+/// The push format (REST messages and messages nested in conversations).
+type SenderJson<'a> = Sender<ContactPush<'a>, UserPush<'a>>;
+
+fn sender_json(account: &Account, sender: SimSender) -> SenderJson<'_> {
+    Sender::of(account, sender, ContactPush::of, |id| {
+        UserPush::of(account, id)
+    })
 }
 
 /// `api/v1/models/_agent`.
@@ -350,7 +366,7 @@ impl<'a> MessageJson<'a> {
             created_at: message.created_at,
             private: message.private,
             source_id: message.source_id.as_deref(),
-            sender: SenderJson::of(account, message.sender),
+            sender: sender_json(account, message.sender),
         }
     }
 }
@@ -432,7 +448,7 @@ impl<'a> MessagePush<'a> {
                     source_id: &conversation.source_id,
                 },
             },
-            sender: SenderJson::of(account, message.sender),
+            sender: sender_json(account, message.sender),
         }
     }
 }
