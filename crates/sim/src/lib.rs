@@ -12,5 +12,5 @@ pub mod server;
 pub mod webhooks;
 
 pub use faults::{Fault, Faults};
-pub use server::{Recorded, SimServer};
+pub use server::{Recorded, SimServer, serve_recorder};
 pub use webhooks::{SentWebhook, SimWebhook, SimWebhooks, WebhookChaos, WebhookOutcome};
