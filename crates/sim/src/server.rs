@@ -160,6 +160,14 @@ where
     })
 }
 
+/// A server that records every request and answers 200 (scripted faults apply): the
+/// receiving end for tests of the simulators' webhooks.
+pub fn serve_recorder(bind: &str) -> std::io::Result<SimServer> {
+    serve(bind, 1, Arc::new(Wiring::default()), |cfg| {
+        cfg.default_service(web::to(|| async { HttpResponse::Ok().finish() }));
+    })
+}
+
 async fn record_and_fault(
     mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,

@@ -1,16 +1,21 @@
 //! The Chatwoot simulator on the wire: the rules the middleware relies on (token, contact
 //! uniqueness, display ids, replace semantics, `source_id` echo, flood guard), response
-//! shapes against `../shared/fixtures/chatwoot/api/`, scripted faults, and the count of
-//! calls to routes it does not simulate.
+//! shapes against `../shared/fixtures/chatwoot/api/`, scripted faults, the count of
+//! calls to routes it does not simulate, and its webhooks: events, payload shapes against
+//! `../shared/fixtures/chatwoot/webhooks/`, signatures, delivery and chaos.
 #![expect(
     clippy::unwrap_used,
     reason = "a test fails loudly on anything unexpected"
 )]
 
-use cons_sim::Fault;
 use cons_sim::chatwoot::{ChatwootSim, ChatwootSimConfig, SimStatus};
+use cons_sim::webhooks::sign;
+use cons_sim::{
+    Fault, SentWebhook, SimServer, SimWebhook, SimWebhooks, WebhookChaos, WebhookOutcome,
+    serve_recorder,
+};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token";
 
@@ -89,12 +94,21 @@ impl Api {
     }
 }
 
-fn fixture(name: &str) -> Value {
+/// A file under `shared/fixtures/chatwoot/`.
+fn fixture_text(path: &str) -> String {
     let path = format!(
-        "{}/../../../shared/fixtures/chatwoot/api/{name}",
+        "{}/../../../shared/fixtures/chatwoot/{path}",
         env!("CARGO_MANIFEST_DIR")
     );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    std::fs::read_to_string(&path).unwrap()
+}
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_str(&fixture_text(&format!("api/{name}"))).unwrap()
+}
+
+fn webhook_fixture(name: &str) -> Value {
+    serde_json::from_str(&fixture_text(&format!("webhooks/{name}"))).unwrap()
 }
 
 /// Maps whose keys are data, not schema.
@@ -141,13 +155,17 @@ fn shape_differences(path: &str, actual: &Value, expected: &Value, out: &mut Vec
     }
 }
 
-fn assert_shape(actual: &Value, fixture_name: &str) {
+fn assert_shape_like(actual: &Value, expected: &Value, fixture_name: &str) {
     let mut differences = Vec::new();
-    shape_differences("$", actual, &fixture(fixture_name), &mut differences);
+    shape_differences("$", actual, expected, &mut differences);
     assert!(
         differences.is_empty(),
         "{fixture_name}: {differences:#?}\n{actual:#}"
     );
+}
+
+fn assert_shape(actual: &Value, fixture_name: &str) {
+    assert_shape_like(actual, &fixture(fixture_name), fixture_name);
 }
 
 #[tokio::test]
@@ -838,4 +856,520 @@ async fn unsimulated_routes_answer_404_and_are_counted() {
         404
     );
     assert_eq!(api.sim.unimplemented_calls(), 4);
+}
+
+// --- webhooks ---------------------------------------------------------------------------
+
+/// The secret of `signature_test_vectors.json`.
+const SECRET: &str = "dN4cQz8pVt2sWm6hJr9kXe3B";
+
+impl Api {
+    /// Points the simulator's webhooks at a fresh recording receiver.
+    fn hook(&self, secret: Option<&str>) -> SimServer {
+        let receiver = serve_recorder("127.0.0.1:0").unwrap();
+        self.sim.set_webhook(Some(SimWebhook {
+            url: format!("{}/webhook/chatwoot", receiver.base_url),
+            secret: secret.map(str::to_owned),
+        }));
+        receiver
+    }
+}
+
+/// A simulator with agent 7 and a conversation (its display id), then hooked to a fresh
+/// receiver.
+async fn hooked_conversation(secret: Option<&str>) -> (Api, u64, SimServer) {
+    let api = Api::start();
+    api.sim.add_agent(7, "John Smith", "john@acme.inc");
+    let contact = api.contact("c").await;
+    let id = api.conversation(contact, "cons-1").await;
+    let receiver = api.hook(secret);
+    (api, id, receiver)
+}
+
+fn assert_webhook_shape(actual: &Value, fixture_name: &str) {
+    assert_shape_like(actual, &webhook_fixture(fixture_name), fixture_name);
+}
+
+/// `(event, payload)` of every delivery, in emission order.
+fn emitted(log: &[SentWebhook]) -> Vec<(String, Value)> {
+    log.iter()
+        .map(|w| (w.event.clone(), w.json().unwrap()))
+        .collect()
+}
+
+fn event_names(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(event, _)| event.as_str()).collect()
+}
+
+/// The columns a `conversation_updated` reports, in its order.
+fn changed_columns(payload: &Value) -> Vec<String> {
+    payload["changed_attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|change| change.as_object().unwrap().keys().cloned())
+        .collect()
+}
+
+/// `{previous_value, current_value}` of one reported column.
+fn change(payload: &Value, column: &str) -> Value {
+    payload["changed_attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|change| change.get(column))
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn signing_matches_chatwoots_test_vectors() {
+    let vectors: Value =
+        serde_json::from_str(&fixture_text("webhooks/signature_test_vectors.json")).unwrap();
+    for vector in vectors["vectors"].as_array().unwrap() {
+        let body = match vector["body"].as_str() {
+            Some(body) => body.to_owned(),
+            None => fixture_text(&format!(
+                "webhooks/{}",
+                vector["body_file"].as_str().unwrap()
+            )),
+        };
+        let secret = vector["secret"].as_str().unwrap();
+        let timestamp = vector["timestamp"].as_str().unwrap();
+        let signature = sign(secret, timestamp, body.as_bytes());
+        assert_eq!(
+            signature, vector["expected_signature"],
+            "{}",
+            vector["name"]
+        );
+        if let Some(wrong) = vector["wrong_signature_body_only"].as_str() {
+            assert_ne!(signature, wrong);
+        }
+    }
+}
+
+#[tokio::test]
+async fn webhooks_are_chatwoots_events_in_the_fixture_shapes() {
+    let api = Api::start();
+    api.sim.add_agent(7, "John Smith", "john@acme.inc");
+    let _receiver = api.hook(Some(SECRET));
+    let contact = api.contact("crm-7f3a9c").await;
+    let id = api.conversation(contact, "cons-1").await;
+    let incoming = json!({"content": "Hi", "message_type": "incoming", "source_id": "cons:1:c-1"});
+    let messages = format!("/conversations/{id}/messages");
+    assert_eq!(api.post(&messages, incoming).await.0, 200);
+    assert!(api.sim.agent_assign(id, Some(7)));
+    let attributes = json!({"custom_attributes": {"cons_id": "cons-1", "stage": "in_progress"}});
+    let path = format!("/conversations/{id}/custom_attributes");
+    assert_eq!(api.post(&path, attributes).await.0, 200);
+    api.sim.agent_reply(id, 7, "Hello", false).unwrap();
+    api.sim.agent_reply(id, 7, "Internal note", true).unwrap();
+    let path = format!("/conversations/{id}/toggle_status");
+    assert_eq!(api.post(&path, json!({"status": "resolved"})).await.0, 200);
+    api.sim.webhooks_settled().await;
+
+    let events = emitted(&api.sim.webhook_log());
+    assert_eq!(
+        event_names(&events),
+        [
+            "conversation_created",
+            "message_created",      // our incoming message
+            "conversation_updated", // assignee
+            "conversation_updated", // custom attributes
+            "message_created",      // the agent's reply
+            "conversation_updated", // what the reply moved
+            "message_created",      // the private note
+            "conversation_status_changed",
+            "conversation_updated", // status
+        ]
+    );
+    let payload = |i: usize| &events[i].1;
+
+    assert_webhook_shape(payload(0), "conversation_created.json");
+    assert_eq!(payload(0)["id"], id);
+    assert_eq!(payload(0)["custom_attributes"]["cons_id"], "cons-1");
+    assert_eq!(payload(0)["messages"], json!([]));
+
+    assert_webhook_shape(payload(1), "message_created.incoming.json");
+    assert_eq!(payload(1)["message_type"], "incoming");
+    assert_eq!(payload(1)["source_id"], "cons:1:c-1");
+    assert_eq!(payload(1)["conversation"]["id"], id);
+    assert_eq!(payload(1)["sender"]["id"], contact);
+
+    assert_webhook_shape(payload(2), "conversation_updated.assignee.json");
+    assert_eq!(changed_columns(payload(2)), ["assignee_id", "updated_at"]);
+    assert_eq!(
+        change(payload(2), "assignee_id"),
+        json!({"previous_value": null, "current_value": 7})
+    );
+    assert_eq!(payload(2)["meta"]["assignee"]["id"], 7);
+    assert_eq!(payload(2)["meta"]["assignee_type"], "User");
+
+    assert_webhook_shape(payload(3), "conversation_updated.custom_attributes.json");
+    assert_eq!(
+        changed_columns(payload(3)),
+        ["updated_at", "custom_attributes"]
+    );
+    assert_eq!(
+        change(payload(3), "custom_attributes")["current_value"],
+        json!({"cons_id": "cons-1", "stage": "in_progress"})
+    );
+
+    assert_webhook_shape(payload(4), "message_created.outgoing.json");
+    assert_eq!(payload(4)["message_type"], "outgoing");
+    assert_eq!(
+        payload(4)["sender"],
+        json!({"id": 7, "name": "John Smith", "email": "john@acme.inc", "type": "user"})
+    );
+    assert_eq!(
+        changed_columns(payload(5)),
+        ["updated_at", "first_reply_created_at", "waiting_since"]
+    );
+
+    assert_webhook_shape(payload(6), "message_created.private_note.json");
+    assert_eq!(payload(6)["private"], true);
+    // The nested message is the last public one, not the note (as in Chatwoot).
+    assert_eq!(
+        payload(6)["conversation"]["messages"][0]["content"],
+        "Hello"
+    );
+
+    assert_webhook_shape(payload(7), "conversation_status_changed.json");
+    assert!(payload(7).as_object().unwrap()["changed_attributes"].is_null());
+    assert_webhook_shape(payload(8), "conversation_updated.status.json");
+    assert_eq!(changed_columns(payload(8)), ["status", "updated_at"]);
+    assert_eq!(
+        change(payload(8), "status"),
+        json!({"previous_value": "open", "current_value": "resolved"})
+    );
+    assert_eq!(payload(7)["status"], "resolved");
+    assert_eq!(payload(8)["status"], "resolved");
+
+    // `updated_at` never goes back, and every save moves it.
+    let conversation = |p: &Value| p.get("conversation").cloned().unwrap_or(p.clone());
+    let times: Vec<f64> = events
+        .iter()
+        .map(|(_, p)| conversation(p)["updated_at"].as_f64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|t| t[0] <= t[1]), "{times:?}");
+    let updates: Vec<f64> = events
+        .iter()
+        .filter(|(event, _)| event == "conversation_updated")
+        .map(|(_, p)| p["updated_at"].as_f64().unwrap())
+        .collect();
+    assert!(updates.windows(2).all(|t| t[0] < t[1]), "{updates:?}");
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_asynchronous_and_never_retried() {
+    let api = Api::start();
+    let contact = api.contact("c").await;
+    // No webhook: nothing is emitted.
+    api.conversation(contact, "cons-0").await;
+    api.sim.webhooks_settled().await;
+    assert!(api.sim.webhook_log().is_empty());
+
+    let receiver = api.hook(Some(SECRET));
+    receiver
+        .faults()
+        .next(1, Fault::Latency(Duration::from_secs(1)));
+    let started = Instant::now();
+    let id = api.conversation(contact, "cons-1").await;
+    // The REST answer came while its webhook was still on its way.
+    assert_eq!(api.sim.webhook_log()[0].outcome, WebhookOutcome::Pending);
+    api.sim.webhooks_settled().await;
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    let sent = api.sim.webhook_log()[0].clone();
+    assert_eq!(sent.outcome, WebhookOutcome::Answered(200));
+    assert_eq!(sent.conversation_id(), Some(id));
+    let request = &receiver.requests()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/webhook/chatwoot")
+    );
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(request.header("accept"), Some("application/json"));
+    let delivery = request.header("x-chatwoot-delivery").unwrap();
+    assert_eq!(delivery, sent.delivery_id);
+    uuid::Uuid::parse_str(delivery).unwrap();
+    let timestamp = request.header("x-chatwoot-timestamp").unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - timestamp.parse::<i64>().unwrap()).abs() < 60);
+    assert_eq!(
+        request.header("x-chatwoot-signature").unwrap(),
+        sign(SECRET, timestamp, &request.body)
+    );
+    assert_eq!(request.body, sent.body);
+
+    // The receiver fails: the answer is logged, nothing is sent again.
+    let failure = Fault::Status {
+        status: 500,
+        body: "{}".to_owned(),
+    };
+    receiver.faults().next(2, failure);
+    assert!(api.sim.agent_set_status(id, SimStatus::Pending));
+    api.sim.webhooks_settled().await;
+    let log = api.sim.webhook_log();
+    assert_eq!(log.len(), 3);
+    assert!(
+        log[1..]
+            .iter()
+            .all(|w| w.outcome == WebhookOutcome::Answered(500))
+    );
+    assert_eq!(receiver.requests().len(), 3);
+
+    // Without a secret: unsigned, as Chatwoot before 4.12.
+    let url = format!("{}/webhook/chatwoot", receiver.base_url);
+    api.sim.set_webhook(Some(SimWebhook { url, secret: None }));
+    assert!(api.sim.agent_set_status(id, SimStatus::Open));
+    api.sim.webhooks_settled().await;
+    let requests = receiver.requests();
+    let unsigned = requests.last().unwrap();
+    assert!(unsigned.header("x-chatwoot-delivery").is_some());
+    assert_eq!(unsigned.header("x-chatwoot-signature"), None);
+    assert_eq!(unsigned.header("x-chatwoot-timestamp"), None);
+
+    // Nobody listening: failed, and that is all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/webhook", closed.local_addr().unwrap());
+    drop(closed);
+    api.sim.set_webhook(Some(SimWebhook { url, secret: None }));
+    assert!(api.sim.agent_set_status(id, SimStatus::Resolved));
+    api.sim.webhooks_settled().await;
+    let log = api.sim.webhook_log();
+    assert!(
+        matches!(log.last().unwrap().outcome, WebhookOutcome::Failed(_)),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn webhook_bodies_are_rails_json() {
+    let (api, id, _receiver) = hooked_conversation(None).await;
+    api.sim.contact_reply(id, "Цена <10 & >5").unwrap();
+    api.sim.webhooks_settled().await;
+    let sent = api.sim.webhook_log()[0].clone();
+    let body = String::from_utf8(sent.body.to_vec()).unwrap();
+    assert!(
+        body.contains(r#""content":"Цена \u003c10 \u0026 \u003e5""#),
+        "{body}"
+    );
+    assert!(!body.contains('<') && !body.contains('\n') && !body.contains("\": "));
+    assert_eq!(sent.json().unwrap()["content"], "Цена <10 & >5");
+}
+
+#[tokio::test]
+async fn agent_actions_emit_their_webhooks() {
+    let (api, id, _receiver) = hooked_conversation(Some(SECRET)).await;
+    api.sim.add_team(2, "Accounting");
+
+    assert!(api.sim.agent_set_team(id, Some(2)));
+    assert!(!api.sim.agent_set_team(id, Some(99)));
+    assert!(api.sim.agent_set_labels(id, &["vip", "billing"]));
+    // Nothing changes, nothing is sent.
+    assert!(api.sim.agent_set_labels(id, &["vip", "billing"]));
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("cons_id".to_owned(), json!("cons-1"));
+    attributes.insert("consultation_date".to_owned(), json!("2026-12-01"));
+    assert!(api.sim.agent_set_custom_attributes(id, attributes));
+    assert!(api.sim.agent_assign(id, Some(7)));
+    assert!(api.sim.agent_assign(id, None));
+    assert!(!api.sim.agent_assign(id, Some(99)));
+    assert!(api.sim.agent_set_status(id, SimStatus::Resolved));
+    // The client writes again: Chatwoot reopens the conversation.
+    api.sim.contact_reply(id, "One more question").unwrap();
+    assert!(!api.sim.agent_set_status(999, SimStatus::Open));
+    api.sim.webhooks_settled().await;
+
+    let events = emitted(&api.sim.webhook_log());
+    assert_eq!(
+        event_names(&events),
+        [
+            "conversation_updated", // team
+            "conversation_updated", // labels
+            "conversation_updated", // custom attributes
+            "conversation_updated", // assigned
+            "conversation_updated", // unassigned
+            "conversation_status_changed",
+            "conversation_updated", // resolved
+            "message_created",
+            "conversation_status_changed",
+            "conversation_updated", // reopened
+        ]
+    );
+    let payload = |i: usize| &events[i].1;
+    assert_eq!(changed_columns(payload(0)), ["updated_at", "team_id"]);
+    assert_eq!(payload(0)["meta"]["team"]["id"], 2);
+    assert_eq!(payload(0)["meta"]["team"]["name"], "Accounting");
+    assert_eq!(
+        changed_columns(payload(1)),
+        ["updated_at", "cached_label_list"]
+    );
+    assert_eq!(payload(1)["labels"], json!(["vip", "billing"]));
+    assert_eq!(
+        change(payload(2), "custom_attributes")["current_value"]["consultation_date"],
+        "2026-12-01"
+    );
+    assert_eq!(
+        change(payload(4), "assignee_id"),
+        json!({"previous_value": 7, "current_value": null})
+    );
+    assert!(payload(4)["meta"]["assignee"].is_null());
+    assert_eq!(payload(5)["status"], "resolved");
+    assert_eq!(payload(7)["message_type"], "incoming");
+    assert_eq!(payload(7)["conversation"]["status"], "open");
+    assert_eq!(
+        change(payload(9), "status"),
+        json!({"previous_value": "resolved", "current_value": "open"})
+    );
+}
+
+/// A conversation, then `notes` private notes under `chaos` (each one `message_created`).
+async fn notes_under(chaos: WebhookChaos, notes: usize) -> (Api, SimServer) {
+    let (api, id, receiver) = hooked_conversation(Some(SECRET)).await;
+    api.sim.set_webhook_chaos(chaos);
+    for n in 0..notes {
+        api.sim
+            .agent_reply(id, 7, &format!("note {n}"), true)
+            .unwrap();
+    }
+    api.sim.webhooks_settled().await;
+    (api, receiver)
+}
+
+#[tokio::test]
+async fn seeded_chaos_duplicates_and_drops_the_same_way_every_time() {
+    let chaos = WebhookChaos {
+        duplicate_probability: 0.3,
+        drop_probability: 0.3,
+        seed: 42,
+        ..WebhookChaos::default()
+    };
+    let (api, receiver) = notes_under(chaos, 40).await;
+    let log = api.sim.webhook_log();
+    let requests = receiver.requests();
+    let dropped: Vec<&SentWebhook> = log
+        .iter()
+        .filter(|w| w.outcome == WebhookOutcome::Dropped)
+        .collect();
+    let copies: Vec<&SentWebhook> = log.iter().filter(|w| w.duplicate).collect();
+    assert!(!dropped.is_empty() && !copies.is_empty(), "{log:?}");
+    assert_eq!(requests.len(), log.len() - dropped.len());
+    for lost in &dropped {
+        assert!(!requests.iter().any(|r| r.body == lost.body));
+    }
+    for copy in &copies {
+        let original = log
+            .iter()
+            .find(|w| w.sequence == copy.sequence && !w.duplicate)
+            .unwrap();
+        assert_eq!(original.body, copy.body);
+        assert_ne!(original.delivery_id, copy.delivery_id);
+        let received = requests.iter().filter(|r| r.body == copy.body).count();
+        assert_eq!(received, 2);
+    }
+
+    let fate = |log: &[SentWebhook]| {
+        log.iter()
+            .map(|w| {
+                (
+                    w.sequence,
+                    w.duplicate,
+                    w.outcome == WebhookOutcome::Dropped,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (again, _receiver) = notes_under(chaos, 40).await;
+    assert_eq!(fate(&log), fate(&again.sim.webhook_log()));
+}
+
+#[tokio::test]
+async fn extra_delays_reorder_deliveries() {
+    let chaos = WebhookChaos {
+        max_extra_delay: Duration::from_millis(400),
+        seed: 7,
+        ..WebhookChaos::default()
+    };
+    let (api, receiver) = notes_under(chaos, 12).await;
+    let log = api.sim.webhook_log();
+    let arrival: Vec<u64> = receiver
+        .requests()
+        .iter()
+        .map(|r| log.iter().find(|w| w.body == r.body).unwrap().sequence)
+        .collect();
+    let mut sorted = arrival.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..12).collect::<Vec<u64>>(), "each exactly once");
+    assert_ne!(arrival, sorted, "the delays did not reorder anything");
+}
+
+#[tokio::test]
+async fn a_payload_is_the_state_of_its_moment() {
+    let (api, id, _receiver) = hooked_conversation(None).await;
+    api.sim.set_webhook_chaos(WebhookChaos {
+        max_extra_delay: Duration::from_millis(200),
+        seed: 3,
+        ..WebhookChaos::default()
+    });
+    let statuses = [
+        SimStatus::Resolved,
+        SimStatus::Open,
+        SimStatus::Pending,
+        SimStatus::Resolved,
+    ];
+    for status in statuses {
+        assert!(api.sim.agent_set_status(id, status));
+    }
+    api.sim.webhooks_settled().await;
+    let reported: Vec<String> = emitted(&api.sim.webhook_log())
+        .iter()
+        .filter(|(event, _)| event == "conversation_status_changed")
+        .map(|(_, p)| p["status"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    assert_eq!(reported, expected);
+}
+
+#[tokio::test]
+async fn resend_replays_or_refreshes_an_earlier_delivery() {
+    let api = Api::start();
+    let contact = api.contact("c").await;
+    let receiver = api.hook(Some(SECRET));
+    api.conversation(contact, "cons-1").await;
+    api.sim.webhooks_settled().await;
+    let original = api.sim.webhook_log()[0].clone();
+
+    let replay = api.sim.resend(&original.delivery_id, false).await.unwrap();
+    assert!(replay.resent);
+    assert_eq!(replay.outcome, WebhookOutcome::Answered(200));
+    assert_eq!(
+        (&replay.delivery_id, &replay.timestamp, &replay.signature),
+        (
+            &original.delivery_id,
+            &original.timestamp,
+            &original.signature
+        )
+    );
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    let sorted_headers = |i: usize| {
+        let mut headers = requests[i].headers.clone();
+        headers.sort();
+        headers
+    };
+    assert_eq!(sorted_headers(0), sorted_headers(1));
+    assert_eq!(requests[0].body, requests[1].body);
+
+    let fresh = api.sim.resend(&original.delivery_id, true).await.unwrap();
+    assert_ne!(fresh.delivery_id, original.delivery_id);
+    assert_eq!(fresh.body, original.body);
+    let timestamp = fresh.timestamp.clone().unwrap();
+    assert_eq!(
+        fresh.signature.unwrap(),
+        sign(SECRET, &timestamp, &original.body)
+    );
+    assert!(api.sim.resend("no-such-delivery", true).await.is_none());
+    assert_eq!(api.sim.webhook_log().len(), 3);
 }

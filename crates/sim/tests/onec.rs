@@ -1,18 +1,20 @@
 //! The 1C simulator on the wire: IIS and Basic auth in front, JSON only when asked for,
 //! percent-decoding with a literal `+`, envelopes and value formats against
 //! `../shared/fixtures/onec/`, `$filter`/`$select`/`$orderby`/`$top`/`$skip`, writes
-//! (POST, PATCH, DELETE, registers), the daily limit, operator actions, faults, and the
-//! count of calls to what it does not simulate.
+//! (POST, PATCH, DELETE, registers), the daily limit, operator actions, faults, the
+//! count of calls to what it does not simulate, and the `consultation.updated` events it
+//! pushes like the contract's 1C extension.
 #![expect(
     clippy::unwrap_used,
     reason = "a test fails loudly on anything unexpected"
 )]
 
 use chrono::NaiveDateTime;
-use cons_sim::Fault;
 use cons_sim::onec::{
     CONSULTATIONS, COUNTERPARTIES, MARKER_FIELD, OnecSim, OnecSimConfig, RESCHEDULES,
 };
+use cons_sim::webhooks::sign;
+use cons_sim::{Fault, SimWebhook, SimWebhooks, WebhookOutcome, serve_recorder};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -1193,4 +1195,144 @@ async fn changed_date_pages_are_stable_under_one_second_resolution() {
         .await;
     assert_eq!(window.len(), 6);
     assert_eq!(odata.sim.unimplemented_calls(), 0);
+}
+
+#[tokio::test]
+async fn operator_actions_and_patches_push_signed_consultation_events() {
+    const SECRET: &str = "onec-webhook-secret";
+    let odata = Odata::start();
+    let receiver = serve_recorder("127.0.0.1:0").unwrap();
+    odata.sim.set_webhook(Some(SimWebhook {
+        url: format!("{}/webhook/1c_cl", receiver.base_url),
+        secret: Some(SECRET.to_owned()),
+    }));
+    let created = odata
+        .consultation(SUBSCRIBER, "2026-11-27", "cons:0194")
+        .await
+        .json();
+    let key = uuid::Uuid::parse_str(created["Ref_Key"].as_str().unwrap()).unwrap();
+    // Our own create pushes nothing: only changes to a consultation do.
+    odata.sim.webhooks_settled().await;
+    assert!(odata.sim.webhook_log().is_empty());
+
+    odata.sim.close_consultation(key).unwrap();
+    let manager = "8d2e41b0-5e7a-11ef-9c3e-00155d0a1c08";
+    let patch = json!({"Менеджер_Key": manager});
+    assert_eq!(
+        odata
+            .patch(CONSULTATIONS, &key.to_string(), &patch)
+            .await
+            .status,
+        200
+    );
+    odata
+        .sim
+        .reschedule_consultation(key, local("2026-11-29T09:00:00"))
+        .unwrap();
+    odata.sim.close_without_consultation(key).unwrap();
+    odata.sim.mark_deleted(key, true).unwrap();
+    odata.sim.webhooks_settled().await;
+
+    let log = odata.sim.webhook_log();
+    assert_eq!(log.len(), 5);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 5);
+    let mut event_ids = Vec::new();
+    for sent in &log {
+        assert_eq!(sent.outcome, WebhookOutcome::Answered(200));
+        assert_eq!(sent.event, "consultation.updated");
+        assert_eq!(sent.subject, key.to_string());
+        let request = requests.iter().find(|r| r.body == sent.body).unwrap();
+        assert_eq!(request.path, "/webhook/1c_cl");
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        let timestamp = request.header("x-timestamp").unwrap();
+        assert_eq!(
+            request.header("x-signature").unwrap(),
+            sign(SECRET, timestamp, &request.body)
+        );
+        let event = sent.json().unwrap();
+        assert_eq!(keys(&event), ["data", "event", "event_id", "occurred_at"]);
+        assert_eq!(event["event"], "consultation.updated");
+        // the frozen local 10:15:02 in Tashkent (UTC+5)
+        assert_eq!(event["occurred_at"], "2026-11-26T05:15:02Z");
+        event_ids.push(event["event_id"].as_str().unwrap().to_owned());
+    }
+    event_ids.sort();
+    event_ids.dedup();
+    assert_eq!(event_ids.len(), 5, "a fresh event_id per event");
+
+    let data = |i: usize| log[i].json().unwrap()["data"].clone();
+    assert_eq!(
+        keys(&data(0)),
+        [
+            "closed_without_consultation",
+            "consultation_date",
+            "data_version",
+            "date_changed",
+            "deletion_mark",
+            "end",
+            "manager_key",
+            "marker",
+            "number",
+            "ref_key",
+            "status_1c",
+        ]
+    );
+    assert_eq!(
+        data(0),
+        json!({
+            "ref_key": key.to_string(),
+            "number": created["Number"],
+            "status_1c": "КонсультацияИТС",
+            "end": "2026-11-26T05:15:02Z",
+            "closed_without_consultation": false,
+            "deletion_mark": false,
+            "manager_key": data(0)["manager_key"],
+            "consultation_date": "2026-11-27T06:00:00Z",
+            "date_changed": "2026-11-26T05:15:02Z",
+            "data_version": "AAAAAAAAAAE=",
+            "marker": "cons:0194",
+        })
+    );
+    assert_eq!(data(1)["manager_key"], manager);
+    assert_eq!(data(1)["data_version"], "AAAAAAAAAAI=");
+    assert_eq!(data(2)["consultation_date"], "2026-11-29T04:00:00Z");
+    assert_eq!(data(3)["closed_without_consultation"], true);
+    assert_eq!(data(4)["deletion_mark"], true);
+    assert_eq!(
+        data(4)["data_version"],
+        odata.sim.consultation(key).unwrap()["DataVersion"]
+    );
+}
+
+#[tokio::test]
+async fn empty_end_and_manager_are_pushed_as_null() {
+    let odata = Odata::start();
+    let receiver = serve_recorder("127.0.0.1:0").unwrap();
+    odata.sim.set_webhook(Some(SimWebhook {
+        url: format!("{}/webhook/1c_cl", receiver.base_url),
+        secret: None,
+    }));
+    let created = odata
+        .consultation(SUBSCRIBER, "2026-11-27", "m")
+        .await
+        .json();
+    let key = uuid::Uuid::parse_str(created["Ref_Key"].as_str().unwrap()).unwrap();
+    odata
+        .sim
+        .edit_consultation(
+            key,
+            &json!({"Менеджер_Key": "00000000-0000-0000-0000-000000000000"}),
+        )
+        .unwrap();
+    odata.sim.webhooks_settled().await;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].header("x-signature"), None);
+    let data = requests[0].json().unwrap()["data"].clone();
+    assert!(
+        data["end"].is_null() && data["manager_key"].is_null(),
+        "{data}"
+    );
+    assert_eq!(data["status_1c"], created["ВидОбращения"]);
 }

@@ -6,10 +6,24 @@
 //! messages, the message flood guard. Served by `crate::server::serve`, so every request is
 //! recorded and scripted `Fault`s apply.
 //!
-//! What it does not do: webhooks, agent bots, the public client API, contact search/update,
-//! conversation list/filter, attachments, `merge` on custom attributes (4.17). Those routes
-//! answer 404 and count in [`ChatwootSim::unimplemented_calls`].
+//! Webhooks ([`ChatwootSim::set_webhook`]): like an API inbox's `webhook_url`, every
+//! conversation and message event of the inbox goes to one URL, as 4.16 sends them
+//! (chatwoot.md §4): `conversation_created`; `conversation_status_changed` (with
+//! `changed_attributes: null`) and `conversation_updated` for a status change;
+//! `conversation_updated` for assignee, team, custom attributes, labels, and the
+//! `waiting_since`/`first_reply_created_at` a message moves; `message_created` for every
+//! message, private notes and our own incoming ones included. Payloads are built when the
+//! change happens (a delayed delivery carries an older state) and sent asynchronously, at
+//! most once, signed when a secret is set, with optional seeded chaos (see
+//! [`crate::webhooks`]). Changes through the REST API and the `agent_*` actions of a test
+//! emit alike.
+//!
+//! What it does not do: agent bots, account webhooks (contact events), `message_updated`,
+//! typing events, the public client API, contact search/update, conversation list/filter,
+//! attachments, `merge` on custom attributes (4.17), the content normalisation of webhook
+//! messages. Those routes answer 404 and count in [`ChatwootSim::unimplemented_calls`].
 
+mod events;
 mod routes;
 mod state;
 mod wire;
@@ -21,7 +35,11 @@ pub use state::{
 
 use crate::faults::Faults;
 use crate::server::{Recorded, SimServer, Wiring, serve};
-use state::Account;
+use crate::webhooks::{CHATWOOT_HEADERS, SimWebhook, SimWebhooks, Webhooks};
+use actix_web::web::Bytes;
+use serde_json::{Map, Value};
+use state::{Account, AssignmentParams, CustomAttributesParams, LabelsParams, MessageParams};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -64,18 +82,57 @@ impl std::fmt::Debug for ChatwootSimConfig {
 }
 
 /// What the handlers share: the account behind one mutex (every operation is a few hash
-/// lookups, far shorter than the HTTP work around it) and the counter of unsimulated calls.
+/// lookups, far shorter than the HTTP work around it), the counter of unsimulated calls,
+/// and the webhook sender.
 pub(crate) struct Shared {
     account_id: u64,
     api_token: String,
     account: Mutex<Account>,
     unimplemented: AtomicU64,
+    webhooks: Webhooks,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Account> {
-        // A panicking handler must not poison the simulator for every later call.
-        self.account.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> AccountGuard<'_> {
+        AccountGuard {
+            // A panicking handler must not poison the simulator for every later call.
+            account: self.account.lock().unwrap_or_else(PoisonError::into_inner),
+            webhooks: &self.webhooks,
+        }
+    }
+}
+
+/// The locked account. Letting go of it hands the events of the operation to the sender,
+/// still under the lock, so deliveries are numbered in the order the changes happened, by
+/// whichever path (REST handler or test action) made them.
+struct AccountGuard<'a> {
+    account: MutexGuard<'a, Account>,
+    webhooks: &'a Webhooks,
+}
+
+impl Deref for AccountGuard<'_> {
+    type Target = Account;
+
+    fn deref(&self) -> &Account {
+        &self.account
+    }
+}
+
+impl DerefMut for AccountGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Account {
+        &mut self.account
+    }
+}
+
+impl Drop for AccountGuard<'_> {
+    fn drop(&mut self) {
+        for emitted in std::mem::take(&mut self.account.emitted) {
+            self.webhooks.emit(
+                emitted.event,
+                emitted.conversation_id.to_string(),
+                Bytes::from(emitted.body),
+            );
+        }
     }
 }
 
@@ -109,6 +166,7 @@ impl ChatwootSim {
             api_token: config.api_token,
             account: Mutex::new(Account::new(config.account_id, config.inbox_id)),
             unimplemented: AtomicU64::new(0),
+            webhooks: Webhooks::new(CHATWOOT_HEADERS),
         });
         let for_routes = shared.clone();
         let server = serve(
@@ -259,5 +317,97 @@ impl ChatwootSim {
             .lock()
             .set_status(conversation_id, status)
             .is_ok()
+    }
+
+    /// An agent assigns the conversation to an agent (`None` unassigns). `false` for an
+    /// unknown conversation or agent.
+    pub fn agent_assign(&self, conversation_id: u64, agent_id: Option<u64>) -> bool {
+        let params = AssignmentParams {
+            assignee_id: Some(agent_id.map_or(Value::Null, Value::from)),
+            ..AssignmentParams::default()
+        };
+        self.assign_in_ui(conversation_id, params, |account| {
+            agent_id.is_none_or(|id| account.agents.contains_key(&id))
+        })
+    }
+
+    /// An agent gives the conversation to a team (`None` clears it). `false` for an
+    /// unknown conversation or team.
+    pub fn agent_set_team(&self, conversation_id: u64, team_id: Option<u64>) -> bool {
+        let params = AssignmentParams {
+            team_id: Some(team_id.map_or(Value::Null, Value::from)),
+            ..AssignmentParams::default()
+        };
+        self.assign_in_ui(conversation_id, params, |account| {
+            team_id.is_none_or(|id| account.teams.contains_key(&id))
+        })
+    }
+
+    /// The UI offers only agents and teams that exist, so unlike the REST API an unknown
+    /// one changes nothing.
+    fn assign_in_ui(
+        &self,
+        conversation_id: u64,
+        params: AssignmentParams,
+        exists: impl FnOnce(&Account) -> bool,
+    ) -> bool {
+        let mut account = self.shared.lock();
+        exists(&account) && account.assign(conversation_id, params).is_ok()
+    }
+
+    /// An agent edits the conversation's custom attributes: the whole hash is replaced,
+    /// as by the REST API. `false` for an unknown conversation.
+    pub fn agent_set_custom_attributes(
+        &self,
+        conversation_id: u64,
+        attributes: Map<String, Value>,
+    ) -> bool {
+        let params = CustomAttributesParams {
+            custom_attributes: Some(Value::Object(attributes)),
+        };
+        self.shared
+            .lock()
+            .replace_custom_attributes(conversation_id, params)
+            .is_ok()
+    }
+
+    /// An agent sets the conversation's labels (replacing them). `false` for an unknown
+    /// conversation.
+    pub fn agent_set_labels(&self, conversation_id: u64, labels: &[&str]) -> bool {
+        let params = LabelsParams {
+            labels: Some(labels.iter().map(|l| Value::from(*l)).collect()),
+        };
+        self.shared
+            .lock()
+            .replace_labels(conversation_id, params)
+            .is_ok()
+    }
+
+    /// The contact writes again (an incoming message; reopens a resolved or snoozed
+    /// conversation, as in Chatwoot). The message id, `None` for an unknown conversation.
+    pub fn contact_reply(&self, conversation_id: u64, content: &str) -> Option<u64> {
+        let params = MessageParams {
+            content: Some(content.to_owned()),
+            message_type: Some(Value::from("incoming")),
+            ..MessageParams::default()
+        };
+        self.shared
+            .lock()
+            .create_message(conversation_id, params)
+            .ok()
+    }
+
+    /// Where webhooks go from now on (`None`: nowhere, and no events are built). Events
+    /// emitted before are delivered to the target they had.
+    pub fn set_webhook(&self, webhook: Option<SimWebhook>) {
+        let mut account = self.shared.lock();
+        account.webhooks_on = webhook.is_some();
+        self.shared.webhooks.set_target(webhook);
+    }
+}
+
+impl SimWebhooks for ChatwootSim {
+    fn webhooks(&self) -> &Webhooks {
+        &self.shared.webhooks
     }
 }

@@ -2,6 +2,7 @@
 //! memory, the indexes that keep every hot-path lookup O(1), and the rules of Chatwoot
 //! 4.16.x that the middleware depends on (see `../shared/docs/chatwoot.md` §2–§3).
 
+use super::events::Emitted;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
@@ -16,6 +17,9 @@ pub(super) const MESSAGE_ID_BASE: u64 = 500_001;
 /// self-assign it (Chatwoot only does that for agents).
 pub(super) const TOKEN_USER_ID: u64 = 1;
 pub(super) const TOKEN_USER_NAME: &str = "Consultation Middleware";
+pub(super) const TOKEN_USER_EMAIL: &str = "middleware@consultations.invalid";
+/// The simulated account's name (webhook payloads carry `account {id, name}`).
+pub(super) const ACCOUNT_NAME: &str = "Consultations";
 /// Chatwoot's `CONVERSATION_MESSAGE_PER_MINUTE_LIMIT` default.
 pub(super) const DEFAULT_FLOOD_LIMIT: usize = 200;
 /// Chatwoot's `Message` content length validation.
@@ -213,6 +217,25 @@ impl SimConversation {
 
     pub(super) fn last_message(&self) -> Option<&SimMessage> {
         self.messages.last()
+    }
+
+    /// The last incoming, outgoing or template message that is not private: the one
+    /// webhook payloads nest in `messages`.
+    pub(super) fn last_public_message(&self) -> Option<&SimMessage> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| !m.private && m.message_type != SimMessageType::Activity)
+    }
+
+    /// Every save moves `updated_at`. Real Chatwoot keeps microseconds, so two saves never
+    /// share it; milliseconds, strictly increasing, keep that true here, and let a
+    /// receiver order payloads by it.
+    fn touch(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| (d.as_millis() as f64) / 1000.0);
+        self.updated_at = now.max(((self.updated_at * 1000.0).round() + 1.0) / 1000.0);
     }
 
     pub(super) fn last_non_activity_message(&self) -> Option<&SimMessage> {
@@ -441,6 +464,15 @@ fn present(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
+/// A contact inbox of the simulated API inbox (webhook payloads carry the whole row).
+#[derive(Debug, Clone)]
+pub(super) struct ContactInboxRecord {
+    pub id: u64,
+    pub contact_id: u64,
+    pub created_at: i64,
+    pub pubsub_token: String,
+}
+
 /// The simulated account with its single API inbox.
 #[derive(Debug)]
 pub(super) struct Account {
@@ -459,14 +491,19 @@ pub(super) struct Account {
     /// Lower-cased e-mail → contact (Chatwoot stores e-mails lower-cased).
     emails: HashMap<String, u64>,
     phones: HashMap<String, u64>,
-    /// Contact-inbox `source_id` in the API inbox → contact.
-    source_ids: HashMap<String, u64>,
+    /// Contact-inbox `source_id` in the API inbox → its row.
+    source_ids: HashMap<String, ContactInboxRecord>,
     /// `custom_attributes.cons_id` → display ids.
     cons_ids: HashMap<String, Vec<u64>>,
     /// Message `source_id` → number of messages carrying it.
     message_source_ids: HashMap<String, usize>,
     /// Message id → (display id, index in that conversation).
     message_index: Vec<(u64, usize)>,
+    /// Whether a webhook is configured: only then are events built.
+    pub webhooks_on: bool,
+    /// Events of the operation under way, built when they happened; `ChatwootSim` sends
+    /// them when it lets go of the account.
+    pub emitted: Vec<Emitted>,
 }
 
 impl Account {
@@ -488,6 +525,8 @@ impl Account {
             cons_ids: HashMap::new(),
             message_source_ids: HashMap::new(),
             message_index: Vec::new(),
+            webhooks_on: false,
+            emitted: Vec::new(),
         }
     }
 
@@ -518,6 +557,22 @@ impl Account {
         let index = usize::try_from(id.checked_sub(MESSAGE_ID_BASE)?).ok()?;
         let (display_id, position) = *self.message_index.get(index)?;
         self.conversation(display_id)?.messages.get(position)
+    }
+
+    pub fn contact_inbox_row(&self, source_id: &str) -> Option<&ContactInboxRecord> {
+        self.source_ids.get(source_id)
+    }
+
+    /// Records a new contact inbox of `contact_id`.
+    fn add_contact_inbox(&mut self, source_id: &str, contact_id: u64) {
+        let record = ContactInboxRecord {
+            id: self.source_ids.len() as u64 + 1,
+            contact_id,
+            created_at: now_secs(),
+            // A 24-character token, like Chatwoot's `has_secure_token`.
+            pubsub_token: uuid::Uuid::new_v4().simple().to_string()[..24].to_owned(),
+        };
+        self.source_ids.insert(source_id.to_owned(), record);
     }
 
     pub fn message_count(&self) -> usize {
@@ -618,7 +673,7 @@ impl Account {
         }
         let mut source_ids = Vec::new();
         if let Some(source_id) = &source_id {
-            self.source_ids.insert(source_id.clone(), id);
+            self.add_contact_inbox(source_id, id);
             source_ids.push(source_id.clone());
         }
         self.contacts.push(SimContact {
@@ -647,7 +702,7 @@ impl Account {
         let source_id = present(source_id);
         if let Some(source_id) = &source_id {
             match self.source_ids.get(source_id) {
-                Some(owner) if *owner == contact_id => return Ok(source_id.clone()),
+                Some(owner) if owner.contact_id == contact_id => return Ok(source_id.clone()),
                 Some(_) => {
                     return Err(Refusal::Unprocessable(
                         "source_id should be unique".to_owned(),
@@ -661,7 +716,7 @@ impl Account {
         let source_id = source_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let contact = self.contact_mut(contact_id).ok_or(Refusal::NotFound)?;
         contact.source_ids.push(source_id.clone());
-        self.source_ids.insert(source_id.clone(), contact_id);
+        self.add_contact_inbox(&source_id, contact_id);
         Ok(source_id)
     }
 
@@ -834,7 +889,11 @@ impl Account {
             // The legacy lookup by source_id alone.
             _ => {
                 let source_id = present(params.source_id).ok_or(Refusal::NotFound)?;
-                let contact_id = *self.source_ids.get(&source_id).ok_or(Refusal::NotFound)?;
+                let contact_id = self
+                    .source_ids
+                    .get(&source_id)
+                    .ok_or(Refusal::NotFound)?
+                    .contact_id;
                 (contact_id, source_id)
             }
         };
@@ -877,6 +936,7 @@ impl Account {
         if let Some(contact) = self.contact_mut(contact_id) {
             contact.conversation_ids.push(display_id);
         }
+        self.conversation_created(display_id);
         if let Some(message) = initial {
             let sender = match message.message_type {
                 SimMessageType::Incoming => SimSender::Contact(contact_id),
@@ -969,6 +1029,7 @@ impl Account {
         let flood_limit = self.flood_limit;
         let id = MESSAGE_ID_BASE + self.message_index.len() as u64;
         let now = now_secs();
+        let before = self.before_change(display_id);
         let conversation = self.conversation_mut(display_id)?;
         if let Some(limit) = flood_limit {
             let minute_ago = Instant::now().checked_sub(Duration::from_secs(60));
@@ -1010,7 +1071,7 @@ impl Account {
         if message_type != SimMessageType::Activity {
             conversation.last_activity_at = now;
         }
-        conversation.updated_at = now as f64;
+        conversation.touch();
         match message_type {
             SimMessageType::Incoming => {
                 conversation.unread_count += 1;
@@ -1043,6 +1104,10 @@ impl Account {
             *self.message_source_ids.entry(source_id).or_default() += 1;
         }
         self.message_index.push((display_id, position));
+        if message_type != SimMessageType::Activity {
+            self.message_created(id);
+        }
+        self.after_change(display_id, before);
         Ok(id)
     }
 
@@ -1053,6 +1118,7 @@ impl Account {
         params: CustomAttributesParams,
     ) -> Result<(), Refusal> {
         let attributes = object_param(params.custom_attributes, "custom_attributes")?;
+        let before = self.before_change(display_id);
         let conversation = self.conversation_mut(display_id)?;
         let old = conversation.cons_id().map(str::to_owned);
         let new = attributes
@@ -1060,7 +1126,7 @@ impl Account {
             .and_then(Value::as_str)
             .map(str::to_owned);
         conversation.custom_attributes = attributes;
-        conversation.updated_at = now_secs() as f64;
+        conversation.touch();
         if old != new {
             if let Some(old) = old
                 && let Some(ids) = self.cons_ids.get_mut(&old)
@@ -1074,11 +1140,13 @@ impl Account {
                 self.cons_ids.entry(new).or_default().push(display_id);
             }
         }
+        self.after_change(display_id, before);
         Ok(())
     }
 
     /// `POST …/labels`: replaces the label list.
     pub fn replace_labels(&mut self, display_id: u64, params: LabelsParams) -> Result<(), Refusal> {
+        let before = self.before_change(display_id);
         let conversation = self.conversation_mut(display_id)?;
         let mut labels: Vec<String> = Vec::new();
         for raw in params.labels.unwrap_or_default() {
@@ -1092,7 +1160,8 @@ impl Account {
             }
         }
         conversation.labels = labels;
-        conversation.updated_at = now_secs() as f64;
+        conversation.touch();
+        self.after_change(display_id, before);
         Ok(())
     }
 
@@ -1112,12 +1181,14 @@ impl Account {
             // No agent bots in the simulator: Chatwoot finds none and unassigns the bot.
             return Ok(Assigned::Nothing);
         }
+        let before = self.before_change(display_id);
         if let Some(assignee) = params.assignee_id {
             // An id that is not a user of the account unassigns (AssignmentService).
             let agent = id_of(&assignee).filter(|id| self.agents.contains_key(id));
             let conversation = self.conversation_mut(display_id)?;
             conversation.assignee_id = agent;
-            conversation.updated_at = now_secs() as f64;
+            conversation.touch();
+            self.after_change(display_id, before);
             return Ok(agent.map_or(Assigned::Nothing, Assigned::Agent));
         }
         if let Some(team) = params.team_id {
@@ -1125,7 +1196,8 @@ impl Account {
             let team = id_of(&team).filter(|id| self.teams.contains_key(id));
             let conversation = self.conversation_mut(display_id)?;
             conversation.team_id = team;
-            conversation.updated_at = now_secs() as f64;
+            conversation.touch();
+            self.after_change(display_id, before);
             return Ok(team.map_or(Assigned::Nothing, Assigned::Team));
         }
         Ok(Assigned::Nothing)
@@ -1144,6 +1216,7 @@ impl Account {
                     Refusal::Unprocessable(format!("'{raw}' is not a valid status"))
                 })?),
             };
+        let before = self.before_change(display_id);
         let conversation = self.conversation_mut(display_id)?;
         let status = requested.unwrap_or(match conversation.status {
             SimStatus::Open => SimStatus::Resolved,
@@ -1156,18 +1229,21 @@ impl Account {
         } else {
             None
         };
-        conversation.updated_at = now_secs() as f64;
+        conversation.touch();
+        self.after_change(display_id, before);
         Ok(status)
     }
 
     /// Sets a status as an agent would in the UI (no API rules).
     pub fn set_status(&mut self, display_id: u64, status: SimStatus) -> Result<(), Refusal> {
+        let before = self.before_change(display_id);
         let conversation = self.conversation_mut(display_id)?;
         conversation.status = status;
         if status != SimStatus::Snoozed {
             conversation.snoozed_until = None;
         }
-        conversation.updated_at = now_secs() as f64;
+        conversation.touch();
+        self.after_change(display_id, before);
         Ok(())
     }
 }

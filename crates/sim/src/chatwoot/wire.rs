@@ -10,13 +10,23 @@ use serde::ser::Serializer;
 use serde_json::{Map, Value};
 
 /// Rails' `Time#as_json`: ISO-8601 with milliseconds and `Z`.
+const RAILS_TIME: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
 pub(super) fn iso(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .map(|t| t.format(RAILS_TIME).to_string())
         .unwrap_or_default()
 }
 
-static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+/// [`iso`] of a time kept with milliseconds (`updated_at`).
+pub(super) fn iso_millis(secs: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((secs * 1000.0).round() as i64)
+        .map(|t| t.format(RAILS_TIME).to_string())
+        .unwrap_or_default()
+}
+
+pub(super) static EMPTY: std::sync::LazyLock<Map<String, Value>> =
+    std::sync::LazyLock::new(Map::new);
 
 /// `api/v1/models/_inbox_slim`.
 #[derive(Serialize)]
@@ -166,7 +176,7 @@ impl<'a> ContactJson<'a> {
 
 /// `Contact#push_event_data` (message senders).
 #[derive(Serialize)]
-struct ContactPush<'a> {
+pub(super) struct ContactPush<'a> {
     additional_attributes: &'a Map<String, Value>,
     custom_attributes: &'a Map<String, Value>,
     email: Option<&'a str>,
@@ -181,7 +191,7 @@ struct ContactPush<'a> {
 }
 
 impl<'a> ContactPush<'a> {
-    fn of(contact: &'a SimContact) -> Self {
+    pub(super) fn of(contact: &'a SimContact) -> Self {
         Self {
             additional_attributes: &contact.additional_attributes,
             custom_attributes: &contact.custom_attributes,
@@ -199,7 +209,7 @@ impl<'a> ContactPush<'a> {
 
 /// `User#push_event_data` (message senders).
 #[derive(Serialize)]
-struct UserPush<'a> {
+pub(super) struct UserPush<'a> {
     id: u64,
     name: &'a str,
     available_name: &'a str,
@@ -211,7 +221,7 @@ struct UserPush<'a> {
 }
 
 impl<'a> UserPush<'a> {
-    fn of(account: &'a Account, user_id: u64) -> Self {
+    pub(super) fn of(account: &'a Account, user_id: u64) -> Self {
         let name = match account.agents.get(&user_id) {
             Some(agent) => agent.name.as_str(),
             None => TOKEN_USER_NAME,
@@ -228,23 +238,39 @@ impl<'a> UserPush<'a> {
     }
 }
 
+/// A message's `sender`: a contact, a user, or `null` (a contact that is gone), each in
+/// the format of the view at hand.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum SenderJson<'a> {
-    Contact(ContactPush<'a>),
-    User(UserPush<'a>),
-    None(Option<()>),
+pub(super) enum Sender<C, U> {
+    Contact(C),
+    User(U),
+    Nobody(Option<()>),
 }
 
-impl<'a> SenderJson<'a> {
-    fn of(account: &'a Account, sender: SimSender) -> Self {
+impl<C, U> Sender<C, U> {
+    pub(super) fn of<'a>(
+        account: &'a Account,
+        sender: SimSender,
+        contact: impl FnOnce(&'a SimContact) -> C,
+        user: impl FnOnce(u64) -> U,
+    ) -> Self {
         match sender {
             SimSender::Contact(id) => account
                 .contact(id)
-                .map_or(Self::None(None), |c| Self::Contact(ContactPush::of(c))),
-            SimSender::User(id) => Self::User(UserPush::of(account, id)),
+                .map_or(Self::Nobody(None), |c| Self::Contact(contact(c))),
+            SimSender::User(id) => Self::User(user(id)),
         }
     }
+}
+
+/// The push format (REST messages and messages nested in conversations).
+type SenderJson<'a> = Sender<ContactPush<'a>, UserPush<'a>>;
+
+fn sender_json(account: &Account, sender: SimSender) -> SenderJson<'_> {
+    Sender::of(account, sender, ContactPush::of, |id| {
+        UserPush::of(account, id)
+    })
 }
 
 /// `api/v1/models/_agent`.
@@ -340,7 +366,7 @@ impl<'a> MessageJson<'a> {
             created_at: message.created_at,
             private: message.private,
             source_id: message.source_id.as_deref(),
-            sender: SenderJson::of(account, message.sender),
+            sender: sender_json(account, message.sender),
         }
     }
 }
@@ -360,7 +386,7 @@ struct MessageConversationJson<'a> {
 
 /// `Message#push_event_data`: the message objects nested in conversations.
 #[derive(Serialize)]
-struct MessagePush<'a> {
+pub(super) struct MessagePush<'a> {
     id: u64,
     content: Option<&'a str>,
     account_id: u64,
@@ -385,7 +411,7 @@ struct MessagePush<'a> {
 }
 
 impl<'a> MessagePush<'a> {
-    fn of(
+    pub(super) fn of(
         account: &'a Account,
         conversation: &'a SimConversation,
         message: &'a SimMessage,
@@ -422,7 +448,7 @@ impl<'a> MessagePush<'a> {
                     source_id: &conversation.source_id,
                 },
             },
-            sender: SenderJson::of(account, message.sender),
+            sender: sender_json(account, message.sender),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::onec::schema::{self, Keying, Kind, SETS, SetSchema};
 use crate::onec::store::{Query, Store, WriteContext, render};
 use crate::onec::value::{self, IndexKey, Val};
 use crate::server::percent_decode;
+use crate::webhooks::{ONEC_HEADERS, Webhooks};
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
@@ -21,6 +22,11 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The base's zone: Asia/Tashkent, UTC+5 all year (no DST since 1992).
 pub(crate) const LOCAL_OFFSET_HOURS: i64 = 5;
+
+/// The instant a local wall-clock time of the base stands for.
+pub(crate) fn local_to_utc(local: NaiveDateTime) -> chrono::DateTime<Utc> {
+    (local - Duration::hours(LOCAL_OFFSET_HOURS)).and_utc()
+}
 
 /// The simulator's clock, injectable from tests.
 #[derive(Debug, Default)]
@@ -43,6 +49,8 @@ pub(crate) struct OnecState {
     pub clock: Mutex<Clock>,
     pub max_query: AtomicUsize,
     pub max_path: AtomicUsize,
+    /// The push of the 1C extension (`consultation.updated`), when configured.
+    pub webhooks: Webhooks,
 }
 
 impl OnecState {
@@ -62,6 +70,7 @@ impl OnecState {
             // IIS request filtering defaults (onec.md §2.2)
             max_query: AtomicUsize::new(2048),
             max_path: AtomicUsize::new(4096),
+            webhooks: Webhooks::new(ONEC_HEADERS),
         }
     }
 
@@ -86,10 +95,9 @@ impl OnecState {
         let real_local = Utc::now().naive_utc() + Duration::hours(LOCAL_OFFSET_HOURS);
         let local = clock.frozen.unwrap_or(real_local) + clock.shift;
         let local = local.with_nanosecond_zero();
-        let utc = (local - Duration::hours(LOCAL_OFFSET_HOURS)).and_utc();
         WriteContext {
             now_local: local,
-            now_utc: utc,
+            now_utc: local_to_utc(local),
         }
     }
 
@@ -468,6 +476,7 @@ impl OnecState {
         let mut store = self.write();
         let row = Self::find(&store, set, key)?;
         store.patch(set, row, &fields, ctx)?;
+        self.consultation_updated(&store, set, row, ctx);
         let response_body = self.element(&store, set, row, None, options.json, base);
         drop(store);
         Ok(self.entity_response(StatusCode::OK, response_body, options.json))

@@ -5,8 +5,13 @@
 //!
 //! Served by `crate::server::serve`, so every request is recorded and scripted faults
 //! (including "committed, then the answer never came") apply around it.
+//!
+//! With [`OnecSim::set_webhook`] it also plays the 1C extension the contract expects:
+//! every operator action and every REST `PATCH` of a consultation pushes one
+//! `consultation.updated` event (format in `events.rs`).
 
 mod error;
+mod events;
 mod filter;
 mod http;
 mod schema;
@@ -15,6 +20,7 @@ mod value;
 
 use crate::faults::Faults;
 use crate::server::{Recorded, SimServer, Wiring};
+use crate::webhooks::{SimWebhook, SimWebhooks, Webhooks};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
@@ -292,6 +298,12 @@ impl OnecSim {
         clock.shift += by;
     }
 
+    /// Where `consultation.updated` events go from now on (`None`: nowhere). Events
+    /// emitted before are delivered to the target they had.
+    pub fn set_webhook(&self, webhook: Option<SimWebhook>) {
+        self.state.webhooks.set_target(webhook);
+    }
+
     /// Back to the real time.
     pub fn release_clock(&self) {
         let mut clock = self
@@ -358,6 +370,7 @@ impl OnecSim {
             .ok_or(OnecSimError::NotFound)?;
         edit(&mut vals, ctx.now_local);
         store.replace(set, row, vals, ctx)?;
+        self.state.consultation_updated(&store, set, row, ctx);
         let entity = store.tables[set]
             .rows
             .get(&row)
@@ -458,6 +471,7 @@ impl OnecSim {
             .by_ref(ref_key)
             .ok_or(OnecSimError::NotFound)?;
         store.patch(set, row, fields, ctx)?;
+        self.state.consultation_updated(&store, set, row, ctx);
         let entity = store.tables[set]
             .rows
             .get(&row)
@@ -473,5 +487,11 @@ impl OnecSim {
             return false;
         };
         store.delete(set, row)
+    }
+}
+
+impl SimWebhooks for OnecSim {
+    fn webhooks(&self) -> &Webhooks {
+        &self.state.webhooks
     }
 }
