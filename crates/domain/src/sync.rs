@@ -380,7 +380,8 @@ pub fn plan_onec(current: &TicketSync, observed: &OnecObservation) -> Plan {
         {
             let at = observed.end.unwrap_or(observed.changed_at);
             set_status(&mut record, &mut next, status, at);
-            push_chatwoot = true;
+            // Chatwoot hears of it only when open and closed disagree.
+            push_chatwoot = chatwoot_status_to_push(next.status, next.chatwoot.status).is_some();
         }
     }
     if !observed.number.is_empty() {

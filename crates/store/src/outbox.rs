@@ -470,6 +470,11 @@ WITH input AS (
                                THEN COALESCE(t.chatwoot_status, 'open') ELSE t.chatwoot_status END,
         chatwoot_scheduled_at = CASE WHEN p.conversation_id IS NOT NULL AND t.chatwoot_seen_at IS NULL
                                      THEN t.scheduled_at ELSE t.chatwoot_scheduled_at END,
+        -- The date the new 1C document was booked for (the client's, else the creation
+        -- time, to the second as 1C keeps it), so 1C's default is not taken for a change.
+        onec_scheduled_at = CASE WHEN p.ref_key IS NOT NULL AND t.onec_seen_at IS NULL
+                                 THEN date_trunc('second', COALESCE(t.scheduled_at, t.created_at))
+                                 ELSE t.onec_scheduled_at END,
         onec_ref_key = COALESCE(p.ref_key, t.onec_ref_key),
         onec_number = COALESCE(p.number, t.onec_number),
         updated_at = now()

@@ -5,6 +5,7 @@
     reason = "a test fails loudly on anything unexpected"
 )]
 
+mod inbound;
 mod loop_and_leases;
 mod peers;
 mod process;

@@ -23,6 +23,7 @@ pub struct World {
     pub chatwoot: ChatwootSim,
     pub onec: OnecSim,
     pub relay: Relay<Peers>,
+    pub peers: PeersConfig,
 }
 
 pub async fn world() -> World {
@@ -52,6 +53,7 @@ pub async fn world() -> World {
         chatwoot,
         onec,
         relay,
+        peers,
     }
 }
 
