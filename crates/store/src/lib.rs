@@ -1,8 +1,9 @@
 //! Everything that touches PostgreSQL: the pool, embedded migrations, the diesel schema
-//! and the repositories for tickets, their history and the outbox.
+//! and the repositories for tickets, their history, the outbox and client logins.
 
 mod cached;
 mod error;
+pub mod identities;
 pub mod migrate;
 pub mod outbox;
 pub mod pool;
