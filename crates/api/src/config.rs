@@ -2,9 +2,11 @@
 //!
 //! Variables: `API_BIND` (default `0.0.0.0:7070`), `API_WORKERS` (default: the number of
 //! CPUs), `SERVICE_TOKENS` (`name:secret,…`), `TICKET_MAX_SCHEDULE_DAYS` (default 30),
-//! `RUST_LOG`, `LOG_FORMAT` (`pretty` or `json`), and the database variables of
-//! `cons_store::settings`.
+//! `RUST_LOG`, `LOG_FORMAT` (`pretty` or `json`), the database variables of
+//! `cons_store::settings`, and the login, session, rate-limit and CORS variables of
+//! `access::config`.
 
+use crate::access::config::AccessConfig;
 use crate::auth::ServiceTokens;
 use cons_domain::IntakeLimits;
 use cons_store::pool::PoolSettings;
@@ -20,6 +22,7 @@ pub struct ApiConfig {
     pub service_tokens: ServiceTokens,
     pub intake: IntakeLimits,
     pub log: LogConfig,
+    pub access: AccessConfig,
 }
 
 impl ApiConfig {
@@ -52,6 +55,7 @@ impl ApiConfig {
                 ..IntakeLimits::default()
             },
             log: LogConfig::from_env(env)?,
+            access: AccessConfig::from_env(env)?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! What every handler shares: the pool, the credentials and the intake rules.
 
+use crate::access::Access;
 use crate::auth::ServiceTokens;
 use crate::wake::RelayWaker;
 use cons_domain::IntakeLimits;
@@ -12,4 +13,6 @@ pub struct AppState {
     pub intake: IntakeLimits,
     /// Wakes the relay after outbox entries are committed.
     pub relay_waker: RelayWaker,
+    /// Client logins, sessions, abuse limits and CORS; one for all workers.
+    pub access: std::sync::Arc<Access>,
 }
