@@ -2,7 +2,10 @@
 //! a private PostgreSQL cluster from the installed server binaries (also as root), applies
 //! the migrations, starts the Chatwoot and 1C simulators, the relay and the API on
 //! 127.0.0.1:7070. `DATABASE_URL`, `CHATWOOT_API_URL` or `ONEC_ODATA_URL` in the
-//! environment replace the embedded part. Ctrl-C stops everything and removes the cluster.
+//! environment replace the embedded part. Without `SESSION_SECRET` it makes a random one,
+//! and without `TELEGRAM_BOT_TOKEN` a random local bot, so that client login works (it
+//! prints a login with initData signed for that bot). Ctrl-C stops everything and removes
+//! the cluster.
 
 use anyhow::Context;
 use clap::Args;
@@ -89,6 +92,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if let Some(token) = &token {
         set("SERVICE_TOKENS", format!("dev:{token}"));
     }
+    if env.get("SESSION_SECRET").is_none() {
+        set(
+            "SESSION_SECRET",
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        );
+    }
+    // A bot nobody else knows: its initData can only come from the login printed below.
+    let dev_bot = env
+        .get("TELEGRAM_BOT_TOKEN")
+        .is_none()
+        .then(|| format!("1:dev-{}", uuid::Uuid::new_v4().simple()));
+    if let Some(bot) = &dev_bot {
+        set("TELEGRAM_BOT_TOKEN", bot.clone());
+    }
     let chatwoot_sim = match env.get("CHATWOOT_API_URL") {
         Some(_) => None,
         None => {
@@ -134,6 +155,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let bearer = token
         .as_deref()
         .unwrap_or("<one of your SERVICE_TOKENS secrets>");
+    let login_text = match &dev_bot {
+        Some(bot) => format!(
+            "\nLog in as a client (Telegram Mini App initData, signed for the local dev bot):\n\n\
+             curl -sS -X POST {base}/api/auth/login -H 'Content-Type: application/json' \\\n  \
+             -d '{}'\n\n\
+             Its access_token is a Bearer for the ticket routes, acting for that client only \
+             (create without a \"client\" block).\n",
+            serde_json::json!({"provider": "telegram", "init_data": dev_init_data(bot)})
+        ),
+        None => String::new(),
+    };
     let mut peers_text = String::new();
     if let Some(sim) = &chatwoot_sim {
         peers_text.push_str(&format!(
@@ -170,7 +202,7 @@ Watch it arrive (the Chatwoot conversation id and the 1C number appear within a 
 
 curl -sS {base}/api/tickets/<cons_id> -H 'Authorization: Bearer {bearer}'
 DATABASE_URL='{database_url}' consctl ticket show <cons_id>
-
+{login_text}
 Ctrl-C stops everything."#,
         metrics = args.relay_metrics,
     );
@@ -185,4 +217,12 @@ Ctrl-C stops everything."#,
     }
     drop((chatwoot_sim, onec_sim, cluster));
     Ok(())
+}
+
+/// initData of a dev Telegram user, signed for the dev bot and valid for a day.
+fn dev_init_data(bot_token: &str) -> String {
+    let bot = cons_api::access::telegram::TelegramLogin::new(bot_token, std::time::Duration::ZERO);
+    let auth_date = chrono::Utc::now().timestamp().to_string();
+    let user = serde_json::json!({"id": 100_000_001, "first_name": "Dev", "last_name": "Client"});
+    bot.sign(&[("auth_date", &auth_date), ("user", &user.to_string())])
 }
