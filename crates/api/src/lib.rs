@@ -1,6 +1,6 @@
-//! The HTTP API of the consultation middleware (`cons-api`): tickets, health, metrics and
-//! the OpenAPI document. It writes tickets and their outbox entries and never calls
-//! Chatwoot or 1C: the relay does that, from the outbox.
+//! The HTTP API of the consultation middleware (`cons-api`): client login, tickets,
+//! health, metrics and the OpenAPI document. It writes tickets and their outbox entries
+//! and never calls Chatwoot or 1C: the relay does that, from the outbox.
 
 pub mod access;
 pub mod auth;

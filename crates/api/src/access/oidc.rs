@@ -102,6 +102,9 @@ impl OidcLogin {
             .map_err(|error| Refusal(refusal_of(&error)))?
             .claims;
 
+        if claims.sub.is_empty() {
+            return Err(Refusal("the ID token names no subject"));
+        }
         if claims.iat > now + LEEWAY_SECS {
             return Err(Refusal("the ID token is issued in the future"));
         }

@@ -1,18 +1,18 @@
 //! A fake OpenID provider for the login tests: a discovery document and a JWKS served on
-//! a free loopback port, counting the JWKS fetches; ES256 test keys made fresh per test,
-//! and ID tokens minted with them.
+//! a free loopback port by the simulators' server (which records requests, so the JWKS
+//! fetches can be counted); ES256 test keys made fresh per test, and ID tokens minted
+//! with them.
 
 use crate::{TestApp, access_config};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cons_api::access::Access;
+use cons_sim::server::{SimServer, serve};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,30 +66,27 @@ impl TestKey {
     }
 }
 
+const JWKS_PATH: &str = "/realms/cons/protocol/openid-connect/certs";
+
 #[derive(Default)]
 struct IdpState {
     keys: Mutex<Vec<Value>>,
-    fetches: AtomicUsize,
     issuer: Mutex<String>,
 }
 
+/// The provider, served by the simulators' server (which records every request).
 pub struct FakeIdp {
     pub issuer: String,
     state: Arc<IdpState>,
+    server: SimServer,
 }
 
 impl FakeIdp {
     pub fn start() -> FakeIdp {
         let state = Arc::new(IdpState::default());
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let issuer = format!(
-            "http://127.0.0.1:{}/realms/cons",
-            listener.local_addr().unwrap().port()
-        );
-        *state.issuer.lock().unwrap() = issuer.clone();
         let shared = web::Data::from(state.clone());
-        let server = HttpServer::new(move || {
-            App::new()
+        let server = serve("127.0.0.1:0", 1, Arc::default(), move |config| {
+            config
                 .app_data(shared.clone())
                 .route(
                     "/realms/cons/.well-known/openid-configuration",
@@ -102,23 +99,23 @@ impl FakeIdp {
                     }),
                 )
                 .route(
-                    "/realms/cons/protocol/openid-connect/certs",
+                    JWKS_PATH,
                     web::get().to(|state: web::Data<IdpState>| async move {
-                        state.fetches.fetch_add(1, Ordering::SeqCst);
                         let keys = state.keys.lock().unwrap().clone();
                         HttpResponse::Ok()
                             .insert_header(("Cache-Control", "public, max-age=3600"))
                             .json(json!({ "keys": keys }))
                     }),
-                )
+                );
         })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
-        FakeIdp { issuer, state }
+        .unwrap();
+        let issuer = format!("{}/realms/cons", server.base_url);
+        *state.issuer.lock().unwrap() = issuer.clone();
+        FakeIdp {
+            issuer,
+            state,
+            server,
+        }
     }
 
     pub fn publish(&self, key: &TestKey) {
@@ -127,7 +124,11 @@ impl FakeIdp {
 
     /// How often the JWKS was fetched.
     pub fn fetches(&self) -> usize {
-        self.state.fetches.load(Ordering::SeqCst)
+        self.server
+            .requests()
+            .iter()
+            .filter(|request| request.path == JWKS_PATH)
+            .count()
     }
 
     /// Valid claims for `subject`, issued now.
