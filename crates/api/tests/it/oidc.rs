@@ -15,6 +15,15 @@ fn oidc(id_token: &str) -> Value {
     json!({"provider": "oidc", "id_token": id_token})
 }
 
+/// A provider publishing one key, and an app that trusts it.
+async fn provider_with_one_key() -> (FakeIdp, TestKey, TestApp) {
+    let idp = FakeIdp::start();
+    let key = TestKey::generate("key-1");
+    idp.publish(&key);
+    let app = idp.app(JWKS_REFRESH_INTERVAL).await;
+    (idp, key, app)
+}
+
 async fn assert_refused(app: &TestApp, id_token: &str) {
     let (status, _, body) = app.login(&oidc(id_token)).await;
     assert_error(status, &body, 401, "unauthorized");
@@ -22,10 +31,7 @@ async fn assert_refused(app: &TestApp, id_token: &str) {
 
 #[tokio::test]
 async fn a_valid_id_token_logs_in_and_the_same_subject_is_the_same_client() {
-    let idp = FakeIdp::start();
-    let key = TestKey::generate("key-1");
-    idp.publish(&key);
-    let app = idp.app(JWKS_REFRESH_INTERVAL).await;
+    let (idp, key, app) = provider_with_one_key().await;
 
     let (status, _, body) = app.login(&oidc(&key.sign(&idp.claims("alice")))).await;
     assert_eq!(status, 200, "{body}");
@@ -46,10 +52,7 @@ async fn a_valid_id_token_logs_in_and_the_same_subject_is_the_same_client() {
 
 #[tokio::test]
 async fn forged_and_misdirected_id_tokens_are_refused() {
-    let idp = FakeIdp::start();
-    let key = TestKey::generate("key-1");
-    idp.publish(&key);
-    let app = idp.app(JWKS_REFRESH_INTERVAL).await;
+    let (idp, key, app) = provider_with_one_key().await;
     let now = chrono::Utc::now().timestamp();
     let with = |field: &str, value: Value| {
         let mut claims = idp.claims("alice");
