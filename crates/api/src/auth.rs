@@ -1,6 +1,7 @@
-//! Who is calling. Every ticket route takes a `Caller`; today a caller is a trusted
-//! backend holding one of `SERVICE_TOKENS`, and the client-login issue adds a client
-//! session as the second variant, checked by the same `may_act_for` rule.
+//! Who is calling. Every ticket route takes a `Caller`: a trusted backend holding one of
+//! `SERVICE_TOKENS` (full access; each call is logged with the service's name), or a
+//! client holding a session token from `POST /api/auth/login` (its own data only, by the
+//! `may_act_for` rule). Anything else is 401.
 
 use crate::errors::ApiError;
 use crate::state::AppState;
@@ -125,14 +126,22 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         .map(str::trim)
         .filter(|token| !token.is_empty())
         .ok_or(ApiError::Unauthorized)?;
-    let name = state
-        .service_tokens
-        .find(token)
+    if let Some(name) = state.service_tokens.find(token) {
+        tracing::Span::current().record("caller", name);
+        tracing::info!(caller.service = name, "service call");
+        return Ok(Caller::Service {
+            name: name.to_owned(),
+        });
+    }
+    let client_id = state
+        .access
+        .sessions
+        .as_ref()
+        .and_then(|sessions| sessions.verify(token))
         .ok_or(ApiError::Unauthorized)?;
-    tracing::Span::current().record("caller", name);
-    Ok(Caller::Service {
-        name: name.to_owned(),
-    })
+    let caller = Caller::Client { client_id };
+    tracing::Span::current().record("caller", caller.principal());
+    Ok(caller)
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! CPUs), `SERVICE_TOKENS` (`name:secret,…`), `TICKET_MAX_SCHEDULE_DAYS` (default 30),
 //! `CHATWOOT_WEBHOOK_SECRET` and `ONEC_WEBHOOK_SECRET` (comma-separated while rotating),
 //! `CHATWOOT_WEBHOOK_ALLOW_UNSIGNED` (default false),
-//! `RUST_LOG`, `LOG_FORMAT` (`pretty` or `json`), and the database variables of
-//! `cons_store::settings`.
+//! `RUST_LOG`, `LOG_FORMAT` (`pretty` or `json`), the database variables of
+//! `cons_store::settings`, and the login, session, rate-limit and CORS variables of
+//! `access::config`.
 
+use crate::access::config::AccessConfig;
 use crate::auth::ServiceTokens;
 use crate::handlers::webhooks::WebhookAuth;
 use crate::signature::WebhookSecrets;
@@ -25,6 +27,7 @@ pub struct ApiConfig {
     pub intake: IntakeLimits,
     pub webhooks: WebhookAuth,
     pub log: LogConfig,
+    pub access: AccessConfig,
 }
 
 impl ApiConfig {
@@ -77,6 +80,7 @@ impl ApiConfig {
                 ..IntakeLimits::default()
             },
             log: LogConfig::from_env(env)?,
+            access: AccessConfig::from_env(env)?,
         })
     }
 }

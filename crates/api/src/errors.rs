@@ -30,6 +30,8 @@ pub enum ApiError {
     Validation(FieldErrors),
     #[error("this Idempotency-Key was used with a different request body")]
     IdempotencyKeyReused,
+    #[error("too many requests; retry later")]
+    RateLimited { retry_after: std::time::Duration },
     #[error("the database is unavailable")]
     DatabaseUnavailable,
     #[error("internal error")]
@@ -71,6 +73,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::DatabaseUnavailable => "database_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -99,6 +102,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -127,6 +131,11 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyKeyInFlight | ApiError::DatabaseUnavailable
         ) {
             response.insert_header(("Retry-After", "1"));
+        }
+        if let ApiError::RateLimited { retry_after } = self {
+            // Whole seconds, rounded up: retrying at the stated time succeeds.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.insert_header(("Retry-After", seconds.max(1).to_string()));
         }
         response.json(ErrorEnvelope {
             error: ErrorBody {
@@ -182,6 +191,13 @@ mod tests {
                 422,
                 "idempotency_key_reused",
             ),
+            (
+                ApiError::RateLimited {
+                    retry_after: std::time::Duration::from_millis(1500),
+                },
+                429,
+                "rate_limited",
+            ),
             (ApiError::DatabaseUnavailable, 503, "database_unavailable"),
         ];
         for (error, status, code) in cases {
@@ -190,6 +206,15 @@ mod tests {
             assert_eq!(body["error"]["code"], code);
             assert!(body["error"]["message"].is_string());
         }
+    }
+
+    #[actix_web::test]
+    async fn rate_limited_answers_say_when_to_retry_in_whole_seconds() {
+        let response = ApiError::RateLimited {
+            retry_after: std::time::Duration::from_millis(1500),
+        }
+        .error_response();
+        assert_eq!(response.headers().get("Retry-After").unwrap(), "2");
     }
 
     #[actix_web::test]

@@ -1,7 +1,8 @@
-//! The HTTP API of the consultation middleware (`cons-api`): tickets, webhooks, health,
-//! metrics and the OpenAPI document. It writes tickets and their outbox entries and never calls
-//! Chatwoot or 1C: the relay does that, from the outbox.
+//! The HTTP API of the consultation middleware (`cons-api`): client login, tickets,
+//! webhooks, health, metrics and the OpenAPI document. It writes tickets and their outbox
+//! entries and never calls Chatwoot or 1C: the relay does that, from the outbox.
 
+pub mod access;
 pub mod auth;
 mod body;
 pub mod config;
@@ -50,6 +51,7 @@ impl utoipa::Modify for BearerAuth {
 /// The one route table, used by `cons-api` and by the in-process tests alike.
 fn routes(config: &mut ServiceConfig<'_>) {
     config
+        .service(handlers::auth::login)
         .service(handlers::tickets::create_ticket)
         .service(handlers::tickets::list_client_tickets)
         .service(handlers::tickets::ticket_history)
@@ -125,6 +127,7 @@ pub fn app(
         .default_service(web::to(|| async {
             HttpResponse::from_error(ApiError::NotFound("route"))
         }))
+        .wrap(from_fn(access::cors::cors))
         .wrap(from_fn(metrics::track))
         .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
 }
@@ -165,12 +168,19 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
     if config.service_tokens.is_empty() {
         tracing::warn!("SERVICE_TOKENS is empty: every ticket route will answer 401");
     }
+    let access = access::Access::new(&config.access, access::JWKS_REFRESH_INTERVAL)?;
+    if let Some(oidc) = &access.oidc {
+        // Fetched once at start, so the first login finds the keys; a failure is logged
+        // and retried on the first login (the API serves service tokens meanwhile).
+        oidc.keys().refresh().await;
+    }
     let state = AppState {
         relay_waker: wake::RelayWaker::start(pool.clone()),
         pool,
         service_tokens: config.service_tokens.clone(),
         intake: config.intake,
         webhooks: config.webhooks.clone(),
+        access: std::sync::Arc::new(access),
     };
     let listener = TcpListener::bind(config.bind)
         .with_context(|| format!("could not bind {}", config.bind))?;

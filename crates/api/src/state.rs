@@ -1,5 +1,6 @@
 //! What every handler shares: the pool, the credentials and the intake rules.
 
+use crate::access::Access;
 use crate::auth::ServiceTokens;
 use crate::handlers::webhooks::WebhookAuth;
 use crate::wake::RelayWaker;
@@ -15,4 +16,6 @@ pub struct AppState {
     pub relay_waker: RelayWaker,
     /// Who may deliver webhooks.
     pub webhooks: WebhookAuth,
+    /// Client logins, sessions, abuse limits and CORS; one for all workers.
+    pub access: std::sync::Arc<Access>,
 }

@@ -2,13 +2,17 @@
 //! a private PostgreSQL cluster from the installed server binaries (also as root), applies
 //! the migrations, starts the Chatwoot and 1C simulators, the relay and the API on
 //! 127.0.0.1:7070. `DATABASE_URL`, `CHATWOOT_API_URL` or `ONEC_ODATA_URL` in the
-//! environment replace the embedded part. Ctrl-C stops everything and removes the cluster.
+//! environment replace the embedded part. Without `SESSION_SECRET` it makes a random one,
+//! and without `TELEGRAM_BOT_TOKEN` a random local bot, so that client login works (it
+//! prints a login with initData signed for that bot). Ctrl-C stops everything and removes
+//! the cluster.
 
 use anyhow::Context;
 use clap::Args;
 use cons_api::config::ApiConfig;
 use cons_relay::config::RelayConfig;
 use cons_relay::effects::config::PeersConfig;
+use cons_sim::SimWebhook;
 use cons_sim::chatwoot::{ChatwootSim, ChatwootSimConfig};
 use cons_sim::onec::{OnecSim, OnecSimConfig};
 use cons_store::settings::Env;
@@ -89,6 +93,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if let Some(token) = &token {
         set("SERVICE_TOKENS", format!("dev:{token}"));
     }
+    if env.get("SESSION_SECRET").is_none() {
+        set(
+            "SESSION_SECRET",
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        );
+    }
+    // A bot nobody else knows: its initData can only come from the login printed below.
+    let dev_bot = env
+        .get("TELEGRAM_BOT_TOKEN")
+        .is_none()
+        .then(|| format!("1:dev-{}", uuid::Uuid::new_v4().simple()));
+    if let Some(bot) = &dev_bot {
+        set("TELEGRAM_BOT_TOKEN", bot.clone());
+    }
     let chatwoot_sim = match env.get("CHATWOOT_API_URL") {
         Some(_) => None,
         None => {
@@ -115,6 +137,40 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             Some(sim)
         }
     };
+    // The embedded simulators send their webhooks back to our API, signed with secrets
+    // made for this run (like a real Chatwoot API inbox and the 1C extension).
+    let api_url = format!(
+        "http://{}",
+        if args.bind.ip().is_unspecified() {
+            std::net::SocketAddr::from(([127, 0, 0, 1], args.bind.port()))
+        } else {
+            args.bind
+        }
+    );
+    let webhook_secret = |variable: &str, pairs: &mut Vec<(String, String)>| {
+        env.get(variable).unwrap_or_else(|| {
+            let secret = uuid::Uuid::new_v4().simple().to_string();
+            pairs.push((variable.to_owned(), secret.clone()));
+            secret
+        })
+    };
+    if let Some(sim) = &chatwoot_sim {
+        let secret = webhook_secret("CHATWOOT_WEBHOOK_SECRET", &mut pairs);
+        sim.set_webhook(Some(SimWebhook {
+            url: format!("{api_url}/webhook/chatwoot"),
+            secret: Some(secret),
+        }));
+    }
+    if let Some(sim) = &onec_sim {
+        let secret = webhook_secret("ONEC_WEBHOOK_SECRET", &mut pairs);
+        sim.set_webhook(Some(SimWebhook {
+            url: format!("{api_url}/webhook/1c_cl"),
+            secret: Some(secret),
+        }));
+        if env.get("ONEC_POLL_INTERVAL_MS").is_none() {
+            pairs.push(("ONEC_POLL_INTERVAL_MS".into(), "5000".into()));
+        }
+    }
     // Later pairs win over the inherited environment.
     let services_env = Env::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
 
@@ -134,10 +190,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let bearer = token
         .as_deref()
         .unwrap_or("<one of your SERVICE_TOKENS secrets>");
+    let login_text = match &dev_bot {
+        Some(bot) => format!(
+            "\nLog in as a client (Telegram Mini App initData, signed for the local dev bot):\n\n\
+             curl -sS -X POST {base}/api/auth/login -H 'Content-Type: application/json' \\\n  \
+             -d '{}'\n\n\
+             Its access_token is a Bearer for the ticket routes, acting for that client only \
+             (create without a \"client\" block).\n",
+            serde_json::json!({"provider": "telegram", "init_data": dev_init_data(bot)})
+        ),
+        None => String::new(),
+    };
     let mut peers_text = String::new();
     if let Some(sim) = &chatwoot_sim {
         peers_text.push_str(&format!(
-            "  Chatwoot sim  {0}  (token sim-chatwoot-token; e.g. curl -H 'api_access_token: sim-chatwoot-token' {0}/api/v1/accounts/{1}/conversations/1)\n",
+            "  Chatwoot sim  {0}  (token sim-chatwoot-token; e.g. curl -H 'api_access_token: sim-chatwoot-token' {0}/api/v1/accounts/{1}/conversations/1)\n\
+             \x20               act as an agent, and watch the ticket follow through the webhook:\n\
+             \x20               curl -X POST -H 'api_access_token: sim-chatwoot-token' -H 'Content-Type: application/json' \\\n\
+             \x20                 -d '{{\"status\":\"pending\"}}' {0}/api/v1/accounts/{1}/conversations/1/toggle_status\n",
             sim.base_url(),
             sim.account_id()
         ));
@@ -170,7 +240,7 @@ Watch it arrive (the Chatwoot conversation id and the 1C number appear within a 
 
 curl -sS {base}/api/tickets/<cons_id> -H 'Authorization: Bearer {bearer}'
 DATABASE_URL='{database_url}' consctl ticket show <cons_id>
-
+{login_text}
 Ctrl-C stops everything."#,
         metrics = args.relay_metrics,
     );
@@ -185,4 +255,12 @@ Ctrl-C stops everything."#,
     }
     drop((chatwoot_sim, onec_sim, cluster));
     Ok(())
+}
+
+/// initData of a dev Telegram user, signed for the dev bot and valid for a day.
+fn dev_init_data(bot_token: &str) -> String {
+    let bot = cons_api::access::telegram::TelegramLogin::new(bot_token, std::time::Duration::ZERO);
+    let auth_date = chrono::Utc::now().timestamp().to_string();
+    let user = serde_json::json!({"id": 100_000_001, "first_name": "Dev", "last_name": "Client"});
+    bot.sign(&[("auth_date", &auth_date), ("user", &user.to_string())])
 }

@@ -1,9 +1,10 @@
 //! Everything that touches PostgreSQL: the pool, embedded migrations, the diesel schema
-//! and the repositories for tickets, their history, the outbox and the changes that come back
-//! from the peers.
+//! and the repositories for tickets, their history, the outbox, client logins and the
+//! changes that come back from the peers.
 
 mod cached;
 mod error;
+pub mod identities;
 pub mod inbound;
 pub mod migrate;
 pub mod outbox;

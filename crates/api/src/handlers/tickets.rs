@@ -386,6 +386,7 @@ pub struct HistoryEntry {
         (status = 409, description = "A request with this key is still in progress", body = ErrorEnvelope),
         (status = 413, body = ErrorEnvelope), (status = 415, body = ErrorEnvelope),
         (status = 422, description = "Invalid fields, or the key was used with another body", body = ErrorEnvelope),
+        (status = 429, description = "Too many tickets from this client session (`Retry-After`)", body = ErrorEnvelope),
         (status = 503, body = ErrorEnvelope),
     ),
     security(("bearer" = []))
@@ -397,6 +398,13 @@ pub async fn create_ticket(
     request: HttpRequest,
     body: JsonBody<CreateTicketRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Caller::Client { client_id } = &caller {
+        state
+            .access
+            .ticket_limit
+            .check(*client_id, std::time::Instant::now())
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    }
     let key = idempotency_key(&request)?;
     let command = body
         .value

@@ -6,14 +6,21 @@
     reason = "a test fails loudly on anything unexpected"
 )]
 
+mod access;
 mod binary;
 mod health;
+mod idp;
 mod input;
+mod login;
+mod oidc;
 mod openapi;
 mod tickets;
 mod webhooks;
 
 use actix_web::HttpServer;
+use cons_api::access::config::AccessConfig;
+use cons_api::access::telegram::TelegramLogin;
+use cons_api::access::{Access, JWKS_REFRESH_INTERVAL};
 use cons_api::auth::ServiceTokens;
 use cons_api::signature::WebhookSecrets;
 use cons_api::state::AppState;
@@ -28,6 +35,20 @@ pub const SITE_TOKEN: &str = "site-secret-0123456789";
 pub const CALL_CENTRE_TOKEN: &str = "call-centre-secret-0123456789";
 pub const CHATWOOT_SECRET: &str = "dN4cQz8pVt2sWm6hJr9kXe3B";
 pub const ONEC_SECRET: &str = "onec-extension-secret-0123456789";
+pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
+pub const BOT_TOKEN: &str = "123456:test-bot-token";
+
+/// Sessions and Telegram login on, limits out of the way: what most tests need.
+pub fn access_config(extra: &[(&str, &str)]) -> AccessConfig {
+    let mut pairs = vec![
+        ("SESSION_SECRET", SESSION_SECRET),
+        ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+        ("LOGIN_RATE_PER_MINUTE", "10000"),
+        ("TICKET_RATE_PER_MINUTE", "10000"),
+    ];
+    pairs.extend_from_slice(extra);
+    AccessConfig::from_env(&cons_store::settings::Env::from_pairs(pairs).unwrap()).unwrap()
+}
 
 pub struct TestApp {
     pub db: TestDatabase,
@@ -41,9 +62,21 @@ impl TestApp {
     }
 
     pub async fn with_pool(settings: PoolSettings) -> TestApp {
+        Self::build(
+            settings,
+            Access::new(&access_config(&[]), JWKS_REFRESH_INTERVAL).unwrap(),
+        )
+        .await
+    }
+
+    pub async fn with_access(access: Access) -> TestApp {
+        Self::build(PoolSettings::for_tests(), access).await
+    }
+
+    async fn build(settings: PoolSettings, access: Access) -> TestApp {
         let db = TestDatabase::new().await;
         let pool = cons_store::pool::build(db.url(), &settings).unwrap();
-        let base = serve(pool);
+        let base = serve_with(pool, access);
         TestApp {
             db,
             base,
@@ -60,10 +93,20 @@ impl TestApp {
         body: &Value,
         key: Option<&str>,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.create_as(SITE_TOKEN, body, key).await
+    }
+
+    /// Creates a ticket with this bearer token (a service token or a session).
+    pub async fn create_as(
+        &self,
+        token: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let mut request = self
             .http
             .post(self.url("/api/tickets/create"))
-            .bearer_auth(SITE_TOKEN)
+            .bearer_auth(token)
             .json(body);
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
@@ -72,9 +115,28 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let (status, _, body) =
-            respond(self.http.get(self.url(path)).bearer_auth(SITE_TOKEN)).await;
+        self.get_as(SITE_TOKEN, path).await
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
+        let (status, _, body) = respond(self.http.get(self.url(path)).bearer_auth(token)).await;
         (status, body)
+    }
+
+    pub async fn login(&self, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        respond(self.http.post(self.url("/api/auth/login")).json(body)).await
+    }
+
+    /// Logs in with this initData; the session token, and the client it acts for.
+    pub async fn login_telegram(&self, init_data: &str) -> (String, String) {
+        let (status, _, body) = self
+            .login(&json!({"provider": "telegram", "init_data": init_data}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["client_id"].as_str().unwrap().to_owned(),
+        )
     }
 
     pub async fn count(&self, table: &str) -> i64 {
@@ -94,6 +156,13 @@ impl TestApp {
 
 /// Serves the production app over `pool` on a free loopback port; returns its base URL.
 pub fn serve(pool: Pool) -> String {
+    serve_with(
+        pool,
+        Access::new(&access_config(&[]), JWKS_REFRESH_INTERVAL).unwrap(),
+    )
+}
+
+pub fn serve_with(pool: Pool, access: Access) -> String {
     let state = AppState {
         relay_waker: cons_api::wake::RelayWaker::start(pool.clone()),
         pool,
@@ -107,6 +176,7 @@ pub fn serve(pool: Pool) -> String {
             chatwoot_allow_unsigned: false,
             onec: WebhookSecrets::parse(ONEC_SECRET).unwrap(),
         },
+        access: std::sync::Arc::new(access),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -131,6 +201,17 @@ pub async fn respond(request: reqwest::RequestBuilder) -> (u16, reqwest::header:
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     (status, headers, body)
+}
+
+/// initData of Telegram user `user_id`, signed for the tests' bot, dated `age_secs` ago.
+pub fn init_data(user_id: i64, age_secs: i64) -> String {
+    let auth_date = (chrono::Utc::now().timestamp() - age_secs).to_string();
+    let user = json!({"id": user_id, "first_name": "Dilnoza", "last_name": "Karimova"}).to_string();
+    TelegramLogin::new(BOT_TOKEN, std::time::Duration::from_secs(86_400)).sign(&[
+        ("auth_date", &auth_date),
+        ("query_id", "AAHdF6IQAAAAAN0XohDhrOrc"),
+        ("user", &user),
+    ])
 }
 
 /// A valid create-ticket body for a new client with this phone.

@@ -3,6 +3,7 @@
 use crate::TestApp;
 
 const CONTRACT_ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/auth/login"),
     ("post", "/api/tickets/create"),
     ("get", "/api/tickets/{cons_id}"),
     ("get", "/api/tickets/clients/{client_id}/tickets"),
@@ -11,6 +12,8 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/health/db"),
     ("get", "/api/openapi.json"),
     ("get", "/metrics"),
+    ("post", "/webhook/chatwoot"),
+    ("post", "/webhook/1c_cl"),
 ];
 
 #[tokio::test]
@@ -34,6 +37,9 @@ async fn the_served_document_lists_every_route_and_nothing_else() {
     expected.sort();
     assert_eq!(listed, expected);
     assert!(document["components"]["schemas"]["CreateTicketRequest"].is_object());
+    assert!(document["components"]["schemas"]["LoginRequest"].is_object());
+    assert!(document["components"]["schemas"]["LoginResponse"].is_object());
+    assert!(document["components"]["schemas"]["OnecEvent"].is_object());
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
     assert_eq!(cons_api::openapi().paths.paths.len(), paths.len());
 }

@@ -30,6 +30,17 @@ fn receive_webhooks(world: &World) {
         pool: world.db.pool().clone(),
         service_tokens: ServiceTokens::default(),
         intake: IntakeLimits::default(),
+        // No logins here: only the webhook routes are used.
+        access: std::sync::Arc::new(
+            cons_api::access::Access::new(
+                &cons_api::access::config::AccessConfig::from_env(
+                    &cons_store::settings::Env::from_pairs([]).unwrap(),
+                )
+                .unwrap(),
+                cons_api::access::JWKS_REFRESH_INTERVAL,
+            )
+            .unwrap(),
+        ),
         webhooks: WebhookAuth {
             chatwoot: WebhookSecrets::parse(CHATWOOT_SECRET).unwrap(),
             chatwoot_allow_unsigned: false,

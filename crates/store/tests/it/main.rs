@@ -5,6 +5,7 @@
     reason = "a test fails loudly on anything unexpected"
 )]
 
+mod identities;
 mod schema;
 mod tickets;
 

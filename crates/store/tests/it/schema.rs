@@ -331,7 +331,8 @@ async fn an_empty_database_reports_every_migration_pending() {
             "20261126000001".to_owned(),
             "20261126000002".to_owned(),
             "20261127000003".to_owned(),
-            "20261127000004".to_owned()
+            "20261127000004".to_owned(),
+            "20261127100000".to_owned()
         ]
     );
 }

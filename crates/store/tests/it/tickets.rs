@@ -53,7 +53,7 @@ struct Count {
     n: i64,
 }
 
-async fn count(pool: &Pool, sql: &str) -> i64 {
+pub(crate) async fn count(pool: &Pool, sql: &str) -> i64 {
     let mut connection = pool.get().await.unwrap();
     diesel::sql_query(sql)
         .get_result::<Count>(&mut connection)
@@ -302,7 +302,7 @@ async fn the_ticket_and_its_outbox_entries_commit_or_roll_back_together() {
 }
 
 /// A pool big enough for the concurrency tests.
-fn wide_pool(db: &TestDatabase, lock_timeout: Duration) -> Pool {
+pub(crate) fn wide_pool(db: &TestDatabase, lock_timeout: Duration) -> Pool {
     let settings = PoolSettings {
         max_size: 16,
         lock_timeout,
