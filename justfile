@@ -21,6 +21,10 @@ lint:
 ci:
     bash .ci/run
 
+# Deployment and supply-chain checks (Dockerfile, compose, Kubernetes, alerts, dashboard, cargo deny)
+deploy-checks:
+    bash .ci/deploy-checks
+
 # Apply migrations to DATABASE_URL (or the DB_* variables)
 migrate:
     cargo run --release --bin consctl -- migrate

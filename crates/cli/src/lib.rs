@@ -1,9 +1,10 @@
 //! `consctl`, the operator CLI: apply migrations, run the whole system on an embedded
-//! default (`dev`), and inspect the outbox. Listings take `--json` (one JSON document on
+//! default (`dev`), serve the peer simulators on their own (`sim`), and inspect the outbox. Listings take `--json` (one JSON document on
 //! stdout, nothing else). Exit codes: 0 success, 1 failure, 2 bad usage (clap's).
 
 mod dev;
 mod outbox;
+mod sim;
 mod ticket;
 
 use anyhow::Context;
@@ -28,6 +29,8 @@ enum Command {
     Migrate,
     /// Run the whole system on an embedded default: a private PostgreSQL and the API.
     Dev(dev::DevArgs),
+    /// Serve the Chatwoot and 1C simulators until stopped (for trying a deployment).
+    Sim(sim::SimArgs),
     /// Inspect and repair outbox entries.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
@@ -39,6 +42,7 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
         Command::Migrate => {
             let database = database_config()?;
             let applied = cons_store::migrate::run_pending(&database.url)

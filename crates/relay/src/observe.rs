@@ -36,12 +36,16 @@ pub fn serve(bind: SocketAddr) -> std::io::Result<actix_web::dev::Server> {
 }
 
 /// Refreshes `outbox_entries{target,status}` and `outbox_oldest_age_seconds{target,status}`
-/// every `every` until shutdown.
+/// every `every` until shutdown, and `relay_database_up` (1 when that read succeeded, else
+/// 0): the one signal of an unreachable database that exists whether or not requests
+/// arrive, so the "database unavailable" alert does not depend on traffic.
 pub async fn refresh_gauges(pool: Pool, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
+        let mut database_up = false;
         match pool.get().await {
             Ok(mut connection) => match cons_store::outbox::live_counts(&mut connection).await {
                 Ok(counts) => {
+                    database_up = true;
                     // Zero first, so a status that emptied does not keep its old value.
                     for target in cons_domain::Target::ALL {
                         for status in ["pending", "in_flight", "dead"] {
@@ -67,6 +71,7 @@ pub async fn refresh_gauges(pool: Pool, every: Duration, mut shutdown: watch::Re
             },
             Err(error) => tracing::warn!(%error, "could not read outbox counts"),
         }
+        metrics::gauge!("relay_database_up").set(if database_up { 1.0 } else { 0.0 });
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,

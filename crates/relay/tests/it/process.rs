@@ -819,6 +819,7 @@ async fn the_running_relay_answers_health_and_counts_deliveries_in_metrics() {
         "ticket.create to both and the 1C number to Chatwoot: {page}"
     );
     assert!(page.contains("outbox_delivered_total{"), "{page}");
+    assert!(page.contains("\nrelay_database_up 1\n"), "{page}");
 
     relay.terminate();
     let status = relay.exit_within(Duration::from_secs(10)).await;
