@@ -142,16 +142,51 @@ mod tests {
         assert_eq!(message.message_type, MessageType::Outgoing);
     }
 
+    /// Any JSON at all: scalars, arrays and objects nested a few levels, with keys that
+    /// collide with the ones the parser reads.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            let key = prop_oneof![
+                Just("id".to_owned()),
+                Just("status".to_owned()),
+                Just("meta".to_owned()),
+                Just("updated_at".to_owned()),
+                Just("custom_attributes".to_owned()),
+                Just("message_type".to_owned()),
+                "[a-z_]{1,10}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::btree_map(key, inner, 0..8)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest::proptest! {
         #[test]
         fn any_json_is_read_or_refused_without_panic(
-            event in proptest::sample::select(vec!["conversation_updated", "message_created", "other"]),
-            noise in proptest::collection::btree_map("[a-z_]{1,12}", proptest::prelude::any::<i64>(), 0..8),
+            event in proptest::sample::select(vec![
+                "conversation_created", "conversation_status_changed",
+                "conversation_updated", "message_created", "other",
+            ]),
+            body in any_json(),
+            conversation in any_json(),
         ) {
-            let mut body = serde_json::json!({"event": event});
-            for (key, value) in noise {
-                body[key] = serde_json::json!(value);
-            }
+            let mut body = match body {
+                Value::Object(map) => Value::Object(map),
+                other => serde_json::json!({"payload": other}),
+            };
+            body["event"] = Value::from(event);
+            body["conversation"] = conversation;
             let _ = WebhookEvent::parse(&body);
         }
     }
