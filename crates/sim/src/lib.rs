@@ -6,7 +6,9 @@
 pub mod chatwoot;
 pub mod faults;
 pub mod onec;
+pub mod proxy;
 pub mod server;
 
 pub use faults::{Fault, Faults};
+pub use proxy::{FaultProxy, TcpFault};
 pub use server::{Recorded, SimServer};
