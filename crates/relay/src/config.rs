@@ -7,6 +7,9 @@
 //! `RELAY_SHUTDOWN_GRACE_MS` (30000). Leases follow from the peer timeouts
 //! (`RELAY_HTTP_TIMEOUT_MS` 10000 for Chatwoot, `ONEC_HTTP_TIMEOUT_MS` 60000 for 1C): an
 //! effect makes several calls, so a lease is eight timeouts long, or `RELAY_LEASE_MS`.
+//!
+//! `RELAY_BENCH_SINK_URL` (benchmarks only, unset in production): deliver every entry as
+//! one POST to this URL instead of running the Chatwoot and 1C effects (`crate::sink`).
 
 use crate::backoff::Backoff;
 use crate::pause::PausePolicy;
@@ -27,6 +30,8 @@ pub struct RelayConfig {
     pub onec_timeout: Duration,
     pub shutdown_grace: Duration,
     pub log: LogConfig,
+    /// The benchmark mode: no peers, one POST per entry to this URL.
+    pub bench_sink_url: Option<String>,
 }
 
 impl RelayConfig {
@@ -104,6 +109,7 @@ impl RelayConfig {
             onec_timeout,
             shutdown_grace: env.millis_or("RELAY_SHUTDOWN_GRACE_MS", Duration::from_secs(30))?,
             log: LogConfig::from_env(env)?,
+            bench_sink_url: env.get("RELAY_BENCH_SINK_URL"),
         })
     }
 }

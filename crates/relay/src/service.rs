@@ -3,9 +3,11 @@
 //! `consctl dev` both start it from here.
 
 use crate::config::RelayConfig;
+use crate::deliver::Deliver;
 use crate::effects::config::PeersConfig;
 use crate::worker::Relay;
 use anyhow::Context;
+use cons_store::Pool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -17,6 +19,15 @@ pub async fn run(
     peers: &PeersConfig,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    run_with(config, |pool| peers.connect(pool), shutdown).await
+}
+
+/// `run` with the deliverer `connect` makes (the benchmark's sink instead of the peers).
+pub async fn run_with<D: Deliver>(
+    config: &RelayConfig,
+    connect: impl FnOnce(Pool) -> anyhow::Result<D>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     cons_store::migrate::ensure_current(&config.database.url)
         .await
         .context("cannot start")?;
@@ -24,7 +35,7 @@ pub async fn run(
     let relay = Arc::new(Relay::new(
         pool.clone(),
         config.relay.clone(),
-        peers.connect(pool.clone())?,
+        connect(pool.clone())?,
     ));
 
     let metrics = crate::observe::serve(config.metrics_bind)

@@ -1,14 +1,17 @@
 //! Simulators of the peers the relay talks to: Chatwoot's application API and 1C:ЦЛ's
 //! standard OData interface. Each speaks the real wire format (see `../shared/fixtures`),
 //! keeps the rules the middleware depends on, records every request, and takes scripted
-//! faults. The same simulators serve the tests, the benchmarks and `consctl dev`.
+//! faults. The same simulators serve the tests, the benchmarks and `consctl dev`; beside
+//! them, a TCP fault proxy for the link and a no-op peer for the relay benchmark.
 
 pub mod chatwoot;
 pub mod faults;
+pub mod noop;
 pub mod onec;
 pub mod proxy;
 pub mod server;
 
 pub use faults::{Fault, Faults};
+pub use noop::NoopSink;
 pub use proxy::{FaultProxy, TcpFault};
 pub use server::{Recorded, SimServer};
