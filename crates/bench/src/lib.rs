@@ -1,4 +1,4 @@
-//! Helpers shared by the benchmark binaries (`bench-intake`, later `bench-relay`): the
+//! Helpers shared by the benchmark binaries (`bench-intake`, `bench-relay`): the
 //! PostgreSQL client tools, a release binary run as a child process, a lean HTTP/1.1 load
 //! generator with closed- and open-loop shapes, latency summaries, and what the machine
 //! was doing meanwhile.
@@ -11,5 +11,6 @@ pub mod http;
 pub mod load;
 pub mod machine;
 pub mod pg;
+pub mod report;
 pub mod service;
 pub mod stats;

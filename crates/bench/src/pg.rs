@@ -8,9 +8,74 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use anyhow::{Context as _, bail};
+use cons_testdb::{Cluster, ClusterOptions};
 
 /// Where Debian/Ubuntu install versioned binaries (`/usr/lib/postgresql/15/bin`).
 const DEBIAN_LIB_DIR: &str = "/usr/lib/postgresql";
+
+/// The anchors' setting (performance.md): no WAL-triggered checkpoint inside a short run.
+const MAX_WAL_SIZE_MB: u64 = 2048;
+
+/// A durable throwaway cluster with the settings of the reference measurements in
+/// `shared/docs/performance.md` (fsync on, default `synchronous_commit`,
+/// `max_connections=200`, `max_wal_size=2GB`), and its client tools. Dropping it stops the
+/// server and removes its files.
+#[derive(Debug)]
+pub struct AnchorCluster {
+    pub cluster: Cluster,
+    pub pg: Pg,
+    /// Server version and the settings that matter, for the report.
+    pub description: String,
+}
+
+impl AnchorCluster {
+    pub fn start() -> anyhow::Result<AnchorCluster> {
+        let cluster = Cluster::start(ClusterOptions {
+            durable: true,
+            max_connections: 200,
+            ..ClusterOptions::default()
+        })?;
+        let pg = Pg::new(cluster.port())?;
+        let max_wal_size = pg.ensure_max_wal_size(MAX_WAL_SIZE_MB)?;
+        let settings = pg.sql(
+            "postgres",
+            "SELECT 'PostgreSQL ' || current_setting('server_version') || ', fsync ' || \
+             current_setting('fsync') || ', synchronous_commit ' || \
+             current_setting('synchronous_commit') || ', shared_buffers ' || \
+             current_setting('shared_buffers') || ', max_connections ' || \
+             current_setting('max_connections')",
+        )?;
+        Ok(AnchorCluster {
+            cluster,
+            pg,
+            description: format!("{settings}, max_wal_size {max_wal_size}"),
+        })
+    }
+
+    /// Creates database `name` with our migrations applied; returns its URL.
+    pub fn create_migrated(&self, name: &str) -> anyhow::Result<String> {
+        self.pg
+            .sql("postgres", &format!("CREATE DATABASE {name}"))?;
+        let url = self.cluster.url(name);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(cons_store::migrate::run_pending(&url))
+            .context("cannot migrate the benchmark database")?;
+        Ok(url)
+    }
+
+    /// The cluster's temporary directory, for services' working directories and logs: no
+    /// `.env` there, and removed with the cluster.
+    pub fn work_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(self
+            .cluster
+            .log_path()
+            .parent()
+            .context("the cluster's log has no directory")?
+            .to_path_buf())
+    }
+}
 
 /// Client tools bound to one server.
 #[derive(Debug, Clone)]
@@ -84,23 +149,31 @@ impl Pg {
         Ok(())
     }
 
-    /// `pgbench -n -M prepared -c <clients> -j <threads> -T <seconds> -f <script>` over TCP.
+    /// `pgbench -n -M prepared -c <clients> -j <threads> (-T <seconds> | -t <transactions>)
+    /// [-D name=value…] -f <script>` over TCP.
     pub fn pgbench(
         &self,
         database: &str,
         clients: usize,
         threads: usize,
-        seconds: u64,
+        length: Length,
+        defines: &[(&str, &str)],
         script: &Path,
     ) -> anyhow::Result<PgbenchRun> {
-        let output = self
-            .command(&self.pgbench)
+        let mut command = self.command(&self.pgbench);
+        command
             .args(["-n", "-M", "prepared", "-c"])
             .arg(clients.to_string())
             .arg("-j")
-            .arg(threads.to_string())
-            .arg("-T")
-            .arg(seconds.to_string())
+            .arg(threads.to_string());
+        match length {
+            Length::Seconds(seconds) => command.arg("-T").arg(seconds.to_string()),
+            Length::TransactionsPerClient(count) => command.arg("-t").arg(count.to_string()),
+        };
+        for (name, value) in defines {
+            command.arg("-D").arg(format!("{name}={value}"));
+        }
+        let output = command
             .arg("-f")
             .arg(script)
             .arg(database)
@@ -154,6 +227,14 @@ fn succeeded(output: Output, what: &str) -> anyhow::Result<Output> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// How long a pgbench run lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    Seconds(u64),
+    /// `-t`: a fixed amount of work, e.g. so that a drain never empties its backlog.
+    TransactionsPerClient(u64),
 }
 
 /// What one pgbench run reported.

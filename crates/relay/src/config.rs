@@ -10,6 +10,9 @@
 //!
 //! Inbound sync: `ONEC_POLL_INTERVAL_MS` (30000), `SYNC_RECONCILE_INTERVAL_MS` (300000),
 //! `SYNC_RECONCILE_CLOSED_DAYS` (7: closed tickets are compared this long after closing).
+//!
+//! `RELAY_BENCH_SINK_URL` (benchmarks only, unset in production): deliver every entry as
+//! one POST to this URL instead of running the Chatwoot and 1C effects (`crate::sink`).
 
 use crate::backoff::Backoff;
 use crate::inbound::InboundSettings;
@@ -32,6 +35,8 @@ pub struct RelayConfig {
     pub shutdown_grace: Duration,
     pub inbound: InboundSettings,
     pub log: LogConfig,
+    /// The benchmark mode: no peers, one POST per entry to this URL.
+    pub bench_sink_url: Option<String>,
 }
 
 impl RelayConfig {
@@ -110,6 +115,7 @@ impl RelayConfig {
             shutdown_grace: env.millis_or("RELAY_SHUTDOWN_GRACE_MS", Duration::from_secs(30))?,
             inbound: inbound_settings(env)?,
             log: LogConfig::from_env(env)?,
+            bench_sink_url: env.get("RELAY_BENCH_SINK_URL"),
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod listener;
 pub mod observe;
 pub mod pause;
 pub mod service;
+pub mod sink;
 pub mod worker;
 
 pub use deliver::{Deliver, DeliveryError};

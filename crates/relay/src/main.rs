@@ -9,7 +9,15 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let configs = Env::load().and_then(|env| {
         let relay = RelayConfig::from_env(&env)?;
-        let peers = PeersConfig::from_env(&env, relay.chatwoot_timeout, relay.onec_timeout)?;
+        // The benchmark mode has no peers to configure.
+        let peers = match relay.bench_sink_url {
+            Some(_) => None,
+            None => Some(PeersConfig::from_env(
+                &env,
+                relay.chatwoot_timeout,
+                relay.onec_timeout,
+            )?),
+        };
         Ok((relay, peers))
     });
     let (config, peers) = match configs {
@@ -26,7 +34,26 @@ async fn main() -> ExitCode {
         tracing::info!("stopping: no new claims; finishing deliveries in flight");
         let _ = stop.send(true);
     });
-    match cons_relay::service::run(&config, &peers, shutdown).await {
+    let ran = match (&peers, &config.bench_sink_url) {
+        (Some(peers), _) => cons_relay::service::run(&config, peers, shutdown).await,
+        (None, url) => {
+            let url = url.clone().unwrap_or_default();
+            tracing::warn!(
+                sink = %url,
+                "BENCHMARK MODE (RELAY_BENCH_SINK_URL): every entry is posted to the sink and \
+                 marked delivered; nothing reaches Chatwoot or 1C"
+            );
+            let timeout = config.chatwoot_timeout;
+            cons_relay::service::run_with(
+                &config,
+                |_| cons_relay::sink::HttpSink::new(&url, timeout),
+                None,
+                shutdown,
+            )
+            .await
+        }
+    };
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

@@ -4,9 +4,11 @@
 //! `consctl dev` both start it from here.
 
 use crate::config::RelayConfig;
+use crate::deliver::Deliver;
 use crate::effects::config::PeersConfig;
 use crate::worker::Relay;
 use anyhow::Context;
+use cons_store::Pool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -18,6 +20,17 @@ pub async fn run(
     peers: &PeersConfig,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    run_with(config, |pool| peers.connect(pool), Some(peers), shutdown).await
+}
+
+/// `run` with the deliverer `connect` makes (the benchmark's sink instead of the peers),
+/// and the inbound loops only when there are `inbound` peers to read from.
+pub async fn run_with<D: Deliver>(
+    config: &RelayConfig,
+    connect: impl FnOnce(Pool) -> anyhow::Result<D>,
+    inbound: Option<&PeersConfig>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     cons_store::migrate::ensure_current(&config.database.url)
         .await
         .context("cannot start")?;
@@ -25,7 +38,7 @@ pub async fn run(
     let relay = Arc::new(Relay::new(
         pool.clone(),
         config.relay.clone(),
-        peers.connect(pool.clone())?,
+        connect(pool.clone())?,
     ));
 
     let metrics = crate::observe::serve(config.metrics_bind)
@@ -41,7 +54,9 @@ pub async fn run(
         ],
         shutdown.clone(),
     ));
-    spawn_inbound(&pool, config, peers, inbox_wake, &shutdown)?;
+    if let Some(peers) = inbound {
+        spawn_inbound(&pool, config, peers, inbox_wake, &shutdown)?;
+    }
     tokio::spawn(crate::observe::refresh_gauges(
         pool.clone(),
         Duration::from_secs(5),

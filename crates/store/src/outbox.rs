@@ -139,9 +139,13 @@ pub struct Claimed {
 /// Due: `pending` whose time has come, or `in_flight` whose lease expired (its worker
 /// died). Only the head of each (ticket, target) is due: an entry waits while an older
 /// one of its ticket and target is undelivered (in flight, pending or dead), so one
-/// ticket's effects reach a peer in order. The due conditions are repeated in the locking
-/// query because `FOR UPDATE` re-checks only its own `WHERE` against the newest row
-/// version when a concurrent worker changed the row.
+/// ticket's effects reach a peer in order. That check comes before the `LIMIT`: entries
+/// held back are often the ones due longest (a follow-up behind a retried entry), and a
+/// limit taken first could fill with them and find nothing, every time. An entry, once
+/// at the head, stays there (older entries only move towards delivered), so the check
+/// needs no repeating under the lock. The time and status conditions are repeated in the
+/// locking query because `FOR UPDATE` re-checks only its own `WHERE` against the newest
+/// row version when a concurrent worker changed the row.
 pub async fn claim(
     connection: &mut PooledConnection,
     owner: &str,
@@ -151,21 +155,21 @@ pub async fn claim(
 ) -> Result<Vec<Claimed>, StoreError> {
     const CLAIM_SQL: &str = r#"
 WITH candidates AS (
-    (SELECT id FROM sys.outbox
-     WHERE status = 'pending' AND next_attempt_at <= now() AND target = ANY($1)
-     ORDER BY next_attempt_at, id LIMIT $2)
+    (SELECT o.id FROM sys.outbox o
+     WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND o.target = ANY($1)
+       AND NOT EXISTS (
+           SELECT 1 FROM sys.outbox older
+           WHERE older.cons_id = o.cons_id AND older.target = o.target
+             AND older.id < o.id AND older.status <> 'delivered')
+     ORDER BY o.next_attempt_at, o.id LIMIT $2)
     UNION ALL
     (SELECT id FROM sys.outbox
      WHERE status = 'in_flight' AND lease_expires_at <= now() AND target = ANY($1)
      ORDER BY lease_expires_at LIMIT $2)
 ), due AS (
     SELECT o.id FROM sys.outbox o JOIN candidates c ON c.id = o.id
-    WHERE ((o.status = 'pending' AND o.next_attempt_at <= now())
-           OR (o.status = 'in_flight' AND o.lease_expires_at <= now()))
-      AND NOT EXISTS (
-          SELECT 1 FROM sys.outbox older
-          WHERE older.cons_id = o.cons_id AND older.target = o.target
-            AND older.id < o.id AND older.status <> 'delivered')
+    WHERE (o.status = 'pending' AND o.next_attempt_at <= now())
+       OR (o.status = 'in_flight' AND o.lease_expires_at <= now())
     ORDER BY o.id
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED

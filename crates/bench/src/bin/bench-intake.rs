@@ -16,13 +16,12 @@ use clap::Parser;
 use cons_bench::http::request_bytes;
 use cons_bench::load::{self, Errors, Outcome, Target};
 use cons_bench::machine::{self, Account, CpuMeter, CpuUsage, Machine};
-use cons_bench::pg::{Pg, PgbenchRun};
+use cons_bench::pg::{AnchorCluster, Length, Pg, PgbenchRun};
+use cons_bench::report::{busy, command_line, per, progress, shared_dir};
 use cons_bench::service::{self, Service};
 use cons_bench::stats::{median, ms, thousands};
-use cons_testdb::{Cluster, ClusterOptions};
+use cons_testdb::Cluster;
 
-/// The anchor's setting (performance.md): no WAL-triggered checkpoint inside a short run.
-const MAX_WAL_SIZE_MB: u64 = 2048;
 /// The "half rate" run is at this fraction of the measured maximum.
 const HALF: f64 = 0.5;
 /// How far an open loop may fall behind its schedule before it stops sending.
@@ -87,11 +86,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints a progress line to stderr (stdout carries only the report).
-fn progress(message: &str) {
-    eprintln!("[{}] {message}", chrono::Local::now().format("%H:%M:%S"));
-}
-
 /// Everything the report needs.
 struct Report {
     command: String,
@@ -101,7 +95,6 @@ struct Report {
     load_at_start: f64,
     load_at_end: f64,
     postgres: String,
-    max_wal_size: String,
     pgbench_runs: Vec<PgbenchRun>,
     pgbench_cpu: Vec<CpuUsage>,
     warmup: Outcome,
@@ -125,7 +118,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         (1..=10_000_000).contains(&args.population),
         "--population must be 1..=10,000,000 (phone numbers have 7 free digits)"
     );
-    let shared = shared_dir(args)?;
+    let shared = shared_dir(
+        args.shared_dir.as_deref(),
+        &["bench/schema.sql", "bench/pgbench/ticket_create.sql"],
+    )?;
     let schema = shared.join("bench/schema.sql");
     let script = shared.join("bench/pgbench/ticket_create.sql");
     let api_binary = service::sibling_binary("cons-api")?;
@@ -136,33 +132,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let load_at_start = machine::load_average()?;
 
     progress("starting a durable throwaway PostgreSQL cluster");
-    let cluster = Cluster::start(ClusterOptions {
-        durable: true,
-        max_connections: 200,
-        ..ClusterOptions::default()
-    })?;
-    let pg = Pg::new(cluster.port())?;
-    let max_wal_size = pg.ensure_max_wal_size(MAX_WAL_SIZE_MB)?;
-    let postgres = pg.sql(
-        "postgres",
-        "SELECT 'PostgreSQL ' || current_setting('server_version') || ', fsync ' || \
-         current_setting('fsync') || ', synchronous_commit ' || \
-         current_setting('synchronous_commit') || ', shared_buffers ' || \
-         current_setting('shared_buffers') || ', max_connections ' || \
-         current_setting('max_connections')",
-    )?;
+    let anchor = AnchorCluster::start()?;
+    let (pg, cluster) = (&anchor.pg, &anchor.cluster);
 
     // The raw limit first, on its own database, while nothing else runs.
-    let (pgbench_runs, pgbench_cpu) = raw_limit(args, &pg, &cluster, &schema, &script)?;
+    let (pgbench_runs, pgbench_cpu) = raw_limit(args, pg, cluster, &schema, &script)?;
 
     progress("creating database cons and applying migrations");
-    pg.sql("postgres", "CREATE DATABASE cons")?;
-    let database_url = cluster.url("cons");
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(cons_store::migrate::run_pending(&database_url))
-        .context("cannot migrate the benchmark database")?;
+    let database_url = anchor.create_migrated("cons")?;
 
     let addr = service::free_loopback_addr()?;
     let token = service::random_hex()?;
@@ -176,12 +153,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(workers) = args.api_workers {
         env.push(("API_WORKERS", workers.to_string()));
     }
-    // The cluster's temporary directory: no `.env` there, and removed with the cluster.
-    let work_dir = cluster
-        .log_path()
-        .parent()
-        .context("the cluster's log has no directory")?
-        .to_path_buf();
+    let work_dir = anchor.work_dir()?;
     progress(&format!("starting {} on {addr}", api_binary.display()));
     let mut api = Service::spawn(&api_binary, &env, &work_dir)?;
     api.wait_http_ok(addr, "/api/health/db", READY_TIMEOUT)?;
@@ -261,17 +233,17 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     progress("stopping cons-api and the cluster");
     let api_exit = api.stop()?.to_string();
-    drop(cluster);
+    let postgres = anchor.description.clone();
+    drop(anchor);
 
     let report = Report {
-        command: command_line(),
+        command: command_line("bench-intake"),
         started,
         elapsed: clock.elapsed(),
         machine,
         load_at_start,
         load_at_end,
         postgres,
-        max_wal_size,
         pgbench_runs,
         pgbench_cpu,
         warmup,
@@ -286,28 +258,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
     };
     print!("{}", render(args, &report));
     Ok(())
-}
-
-/// `SHARED_DIR`/`--shared-dir`, else `shared/` beside the workspace (where the anchors live).
-fn shared_dir(args: &Args) -> anyhow::Result<PathBuf> {
-    let dir = args
-        .shared_dir
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = dir.canonicalize().with_context(|| {
-        format!(
-            "shared directory {} not found (set SHARED_DIR)",
-            dir.display()
-        )
-    })?;
-    for file in ["bench/schema.sql", "bench/pgbench/ticket_create.sql"] {
-        anyhow::ensure!(
-            dir.join(file).is_file(),
-            "{} has no {file} (set SHARED_DIR)",
-            dir.display()
-        );
-    }
-    Ok(dir)
 }
 
 /// pgbench's ticket_create on database `anchor`: `reps` runs, each on empty tables after a
@@ -338,7 +288,14 @@ fn raw_limit(
             args.clients
         ));
         let before = meter.snapshot()?;
-        let run = pg.pgbench("anchor", args.clients, threads, seconds, script)?;
+        let run = pg.pgbench(
+            "anchor",
+            args.clients,
+            threads,
+            Length::Seconds(seconds),
+            &[],
+            script,
+        )?;
         usage.push(meter.since(&before)?);
         progress(&format!(
             "raw limit {rep}/{}: {} tx/s",
@@ -405,54 +362,8 @@ fn ticket_body(n: usize, scheduled_at: &str) -> serde_json::Value {
     })
 }
 
-/// How this run was started, for the report.
-fn command_line() -> String {
-    let mut words = std::env::args();
-    let program = words.next().unwrap_or_else(|| "bench-intake".to_owned());
-    // Relative to the workspace when run from there, as `just bench-intake` does.
-    let program = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| {
-            Path::new(&program)
-                .strip_prefix(&cwd)
-                .ok()
-                .map(|p| format!("./{}", p.display()))
-        })
-        .unwrap_or(program);
-    std::iter::once(program)
-        .chain(words)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn samples(errors: &Errors) -> String {
     errors.samples.iter().map(|s| format!("\n  {s}")).collect()
-}
-
-/// CPU time per unit of work, in µs.
-fn per(cpu: Duration, count: u64) -> String {
-    if count == 0 {
-        return "n/a".to_owned();
-    }
-    format!("{:.0}", cpu.as_secs_f64() * 1e6 / count as f64)
-}
-
-/// How busy the machine was, and how much of that went outside the processes measured:
-/// kernel threads (a few percent: journal commits of fsync) and other processes (a
-/// build, another benchmark). A run with much of the latter measured its neighbours too.
-fn busy(usage: &CpuUsage) -> String {
-    let attributed: Duration = usage.accounts.iter().sum();
-    let total = usage.machine_total.as_secs_f64();
-    let others = if total > 0.0 {
-        usage.machine_busy.saturating_sub(attributed).as_secs_f64() / total
-    } else {
-        0.0
-    };
-    format!(
-        "machine {:.0}% busy, {:.0}% outside the processes measured",
-        usage.machine_busy_share() * 100.0,
-        others * 100.0
-    )
 }
 
 fn render(args: &Args, r: &Report) -> String {
@@ -503,7 +414,7 @@ fn render(args: &Args, r: &Report) -> String {
         out.push('\n');
     };
     line(format!(
-        "Run {} ({:.0} s in all). Machine: {} CPUs ({}), {:.0} GiB, Linux {}; {}, max_wal_size {}.",
+        "Run {} ({:.0} s in all). Machine: {} CPUs ({}), {:.0} GiB, Linux {}; {}.",
         r.started.format("%Y-%m-%d %H:%M UTC"),
         r.elapsed.as_secs_f64(),
         r.machine.cpus,
@@ -511,7 +422,6 @@ fn render(args: &Args, r: &Report) -> String {
         r.machine.memory_gib,
         r.machine.kernel,
         r.postgres,
-        r.max_wal_size,
     ));
     line(format!("Command: `{}`", r.command));
     line(format!(

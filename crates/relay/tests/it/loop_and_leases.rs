@@ -185,6 +185,45 @@ async fn entries_of_one_ticket_and_target_are_delivered_in_order() {
     assert_eq!(kinds, ["ticket.create", "ticket.a", "ticket.b", "ticket.c"]);
 }
 
+/// Found by the TCP-fault test (R9): follow-ups enqueued while their ticket's first entry was
+/// being retried are due before it, and are held back behind it. A claim that took the
+/// earliest due entries first and held them back afterwards found nothing, again and
+/// again: the target stopped for good.
+#[tokio::test]
+async fn entries_held_back_behind_a_retried_one_do_not_starve_the_target() {
+    let db = TestDatabase::new().await;
+    let mut tickets = Vec::new();
+    for _ in 0..3 {
+        let cons_id = ticket(db.pool(), &["chatwoot"]).await;
+        enqueue(db.pool(), cons_id, "chatwoot", "ticket.onec_number").await;
+        tickets.push(cons_id);
+    }
+    // Each ticket's first entry failed and is due again now; its follow-up has waited longer.
+    column(
+        db.pool(),
+        "UPDATE sys.outbox SET next_attempt_at = now() - CASE kind WHEN 'ticket.create'
+             THEN interval '1 second' ELSE interval '1 hour' END, attempts = 1
+         RETURNING '' AS value",
+    )
+    .await;
+    let mut connection = db.pool().get().await.unwrap();
+    let claimed = outbox::claim(
+        &mut connection,
+        "worker",
+        &[Target::Chatwoot],
+        2,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = claimed.iter().map(|c| c.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["ticket.create", "ticket.create"],
+        "the heads, not nothing"
+    );
+}
+
 #[tokio::test]
 async fn an_expired_lease_is_claimed_again_and_the_late_worker_is_fenced_off() {
     let db = TestDatabase::new().await;

@@ -1,6 +1,7 @@
 //! The real effects against the Chatwoot and 1C simulators: a ticket reaches both with
 //! every external id stored, and faults (5xx, 429, "act, then time out", business
-//! refusals) never create anything twice.
+//! refusals) never create anything twice; TCP resets, black holes and refusals on the link
+//! are retried within the clients' timeouts (R9).
 
 use cons_domain::{
     ClientRef, CodeAbonent, Comment, ConsultationType, Inn, Lang, NewClient, NewTicket, PersonName,
@@ -8,15 +9,18 @@ use cons_domain::{
 };
 use cons_relay::effects::Peers;
 use cons_relay::effects::config::PeersConfig;
-use cons_relay::{DrainReport, Relay};
-use cons_sim::Fault;
+use cons_relay::{DrainReport, Relay, RelaySettings};
 use cons_sim::chatwoot::{ChatwootSim, ChatwootSimConfig};
 use cons_sim::onec::{OnecSim, OnecSimConfig};
+use cons_sim::{Fault, FaultProxy, TcpFault};
 use cons_store::settings::Env;
 use cons_store::tickets::{self, CreateOutcome, CreateTicket};
 use cons_testdb::TestDatabase;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// The Chatwoot and 1C clients' timeout in these tests.
+pub const PEER_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub struct World {
     pub db: TestDatabase,
@@ -27,22 +31,28 @@ pub struct World {
 }
 
 pub async fn world() -> World {
-    let db = TestDatabase::new().await;
     let chatwoot = ChatwootSim::start(ChatwootSimConfig::default()).unwrap();
     let onec = OnecSim::start(OnecSimConfig::default()).unwrap();
-    let pairs = crate::peer_env(
-        chatwoot.base_url(),
-        onec.base_url(),
-        chatwoot.account_id(),
-        chatwoot.inbox_id(),
-    );
-    let env = Env::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
-    // Short timeouts: a stalled simulator call must end quickly in a test.
-    let peers = PeersConfig::from_env(&env, Duration::from_millis(500), Duration::from_millis(500))
-        .unwrap();
+    let urls = (chatwoot.base_url().to_owned(), onec.base_url().to_owned());
     let mut settings = crate::settings();
     settings.backoff.base = Duration::from_millis(1);
     settings.max_attempts = 5;
+    world_with(chatwoot, onec, urls, settings).await
+}
+
+/// The simulators reached at `urls` (`(chatwoot, onec)`, e.g. through a fault proxy) by a
+/// relay with `settings`.
+pub async fn world_with(
+    chatwoot: ChatwootSim,
+    onec: OnecSim,
+    urls: (String, String),
+    settings: RelaySettings,
+) -> World {
+    let db = TestDatabase::new().await;
+    let pairs = crate::peer_env(&urls.0, &urls.1, chatwoot.account_id(), chatwoot.inbox_id());
+    let env = Env::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+    // Short timeouts: a stalled simulator call must end quickly in a test.
+    let peers = PeersConfig::from_env(&env, PEER_TIMEOUT, PEER_TIMEOUT).unwrap();
     let relay = Relay::new(
         db.pool().clone(),
         settings,
@@ -475,4 +485,107 @@ async fn a_black_hole_is_retried_until_it_answers_and_a_refused_connection_until
         ],
         "max_attempts is 5 in these tests"
     );
+}
+
+/// R9 on a real TCP link: a fault proxy in front of each simulator resets the connection
+/// after the peer acted, black-holes it, drops its SYNs or refuses it. Each is a retry (not
+/// dead), each attempt ends within the client's timeout (not the relay's lease cut-off),
+/// and once the link passes again every ticket reaches both peers exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_resets_black_holes_and_refusals_are_retried_within_the_timeout_and_create_nothing_twice()
+ {
+    let chatwoot = ChatwootSim::start(ChatwootSimConfig::default()).unwrap();
+    let onec = OnecSim::start(OnecSimConfig::default()).unwrap();
+    let chatwoot_link = FaultProxy::start(chatwoot.port()).await.unwrap();
+    let onec_link = FaultProxy::start(onec.port()).await.unwrap();
+    let urls = (
+        chatwoot_link.url_for(chatwoot.base_url()),
+        onec_link.url_for(onec.base_url()),
+    );
+    let mut settings = crate::settings();
+    // A failed entry is not due again within its drain: one attempt per entry and fault.
+    settings.backoff.base = Duration::from_secs(60);
+    let world = world_with(chatwoot, onec, urls, settings).await;
+
+    // With the call timeout below the clients' connect timeout, the call timeout may be
+    // what ends a hanging connect.
+    let faults: [(TcpFault, &[&str]); 4] = [
+        (TcpFault::Reset, &["disconnected"]),
+        (TcpFault::BlackHole, &["timeout"]),
+        (TcpFault::Unreachable, &["connect", "timeout"]),
+        (TcpFault::Refuse, &["connect"]),
+    ];
+    let mut tickets = Vec::new();
+    for (i, (fault, classes)) in faults.into_iter().enumerate() {
+        chatwoot_link.set(fault);
+        onec_link.set(fault);
+        let cons_id = create(
+            &world,
+            &accounting_ticket(&format!("+99890123456{i}"), Some(&format!("30123456{i}"))),
+        )
+        .await;
+        let report = world.relay.drain().await.unwrap();
+        assert_eq!(
+            (report.attempts, report.retried),
+            (2, 2),
+            "{fault:?}: {report:?}"
+        );
+        let attempts = crate::column(
+            world.db.pool(),
+            &format!(
+                "SELECT split_part(a.error, ':', 1) || '|' ||
+                        round(extract(epoch FROM a.finished_at - a.started_at) * 1000)::text AS value
+                 FROM sys.outbox_attempts a JOIN sys.outbox o ON o.id = a.outbox_id
+                 WHERE o.cons_id = '{cons_id}' ORDER BY o.target"
+            ),
+        )
+        .await;
+        assert_eq!(attempts.len(), 2, "{fault:?}: {attempts:?}");
+        for (attempt, peer) in attempts.iter().zip(["chatwoot", "1c"]) {
+            let (error, ms) = attempt.split_once('|').unwrap();
+            assert!(
+                classes.iter().any(|c| error == format!("{peer} {c}")),
+                "{fault:?}: {error}"
+            );
+            let took = Duration::from_millis(ms.parse().unwrap());
+            assert!(
+                took < PEER_TIMEOUT * 2,
+                "{fault:?}: the client's timeout ended it, not the lease: {took:?}"
+            );
+            if matches!(fault, TcpFault::BlackHole | TcpFault::Unreachable) {
+                assert!(took >= PEER_TIMEOUT, "{fault:?}: it did hang: {took:?}");
+            }
+        }
+        tickets.push(cons_id);
+    }
+    for link in [&chatwoot_link, &onec_link] {
+        assert!(
+            link.resets() > 0 && link.swallowed() > 0,
+            "{:?}",
+            link.counts()
+        );
+    }
+
+    chatwoot_link.set(TcpFault::Pass);
+    onec_link.set(TcpFault::Pass);
+    let report = drain_all(&world, 10).await;
+    assert_eq!(report.dead, 0, "{report:?}");
+    for cons_id in &tickets {
+        let row = ticket_row(&world, *cons_id).await;
+        assert!(row.ends_with("delivered/delivered"), "{row}");
+        assert_eq!(
+            world
+                .chatwoot
+                .messages_with_source_id(&format!("cons:{cons_id}:question")),
+            1
+        );
+    }
+    let counts = world.chatwoot.counts();
+    assert_eq!(
+        (counts.contacts, counts.conversations),
+        (4, 4),
+        "{counts:?}"
+    );
+    assert_eq!(world.onec.counterparty_count(), 4);
+    assert_eq!(world.onec.consultation_count(), 4);
 }

@@ -1,7 +1,8 @@
 //! The real `cons-relay` binary as a child process against the Chatwoot and 1C simulators:
 //! SIGKILL at random points under load loses and duplicates nothing (R1), SIGTERM lets the
 //! deliveries in flight finish, bad start-up conditions fail fast, two relays share one
-//! database, and the metrics endpoint answers.
+//! database, the metrics endpoint answers, and TCP faults on the peer links lose and
+//! duplicate nothing (R9).
 
 use cons_domain::{
     ClientRef, CodeAbonent, Comment, ConsultationType, Inn, Lang, NewClient, NewTicket, PersonName,
@@ -594,6 +595,172 @@ async fn killing_the_relay_at_random_points_under_load_loses_and_duplicates_noth
         "{status:?}: {}",
         last.stderr()
     );
+}
+
+/// R9 with the real binary under load: a TCP fault proxy in front of each simulator goes,
+/// on a seeded schedule, through passing, resetting after the peer acted, black-holing,
+/// dropping SYNs and refusing. Every kind of failure is recorded as a retry, every attempt
+/// ends by the clients' timeouts (never by the relay's lease cut-off), and once the links
+/// pass again nothing is lost, dead or created twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_faults_on_the_peer_links_under_load_lose_and_duplicate_nothing() {
+    use cons_sim::{FaultProxy, TcpFault};
+    use rand::seq::SliceRandom;
+    const TICKETS: usize = 80;
+    const ROUNDS: usize = 2;
+    /// `RELAY_HTTP_TIMEOUT_MS` and `ONEC_HTTP_TIMEOUT_MS` of `relay_env`.
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    let _serial = SERIAL.lock().await;
+    let seed = seed();
+    println!("R9: seed {seed} (rerun with SEED={seed})");
+    let db = TestDatabase::new().await;
+    let peers = Peers::start(Duration::from_millis(4));
+    let chatwoot_link = FaultProxy::start(peers.chatwoot.port()).await.unwrap();
+    let onec_link = FaultProxy::start(peers.onec.port()).await.unwrap();
+    let env = with(
+        &relay_env(
+            db.url(),
+            &chatwoot_link.url_for(peers.chatwoot.base_url()),
+            &onec_link.url_for(peers.onec.base_url()),
+            peers.chatwoot.account_id(),
+            peers.chatwoot.inbox_id(),
+        ),
+        &[
+            // The lease's cut-off (three quarters of it) far beyond the 1 s timeouts, so
+            // only the clients' timeouts can end a hanging call.
+            ("RELAY_LEASE_MS", Some("8000")),
+            ("RELAY_CONCURRENCY", Some("8")),
+            // The faults last seconds: no entry may run out of attempts, and no target
+            // pause may sit out a fault window.
+            ("RELAY_MAX_ATTEMPTS", Some("1000")),
+            ("RELAY_PAUSE_AFTER_FAILURES", Some("1000000")),
+        ],
+    );
+    let mut relay = Relay::spawn(&env);
+    relay.wait_ready().await;
+
+    let generator = {
+        let pool = db.pool().clone();
+        tokio::spawn(async move {
+            for i in 0..TICKETS {
+                create(&pool, i, is_accounting(i)).await;
+                // Pacing of the load across the fault windows, not synchronisation.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        })
+    };
+    // Each round takes each link through every mode in its own random order.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let modes = [
+        TcpFault::Reset,
+        TcpFault::BlackHole,
+        TcpFault::Unreachable,
+        TcpFault::Refuse,
+        TcpFault::Pass,
+    ];
+    let mut schedule = Vec::new();
+    for _ in 0..ROUNDS {
+        let (mut chatwoot, mut onec) = (modes, modes);
+        chatwoot.shuffle(&mut rng);
+        onec.shuffle(&mut rng);
+        for (c, o) in chatwoot.into_iter().zip(onec) {
+            let lasting = Duration::from_millis(rng.random_range(150..450));
+            chatwoot_link.set(c);
+            onec_link.set(o);
+            schedule.push(format!("{c:?}/{o:?} {}ms", lasting.as_millis()));
+            tokio::time::sleep(lasting).await;
+        }
+    }
+    chatwoot_link.set(TcpFault::Pass);
+    onec_link.set(TcpFault::Pass);
+    generator.await.unwrap();
+
+    let drained = eventually(Duration::from_secs(60), || async {
+        outstanding(db.pool()).await == 0
+    })
+    .await;
+    let audit = audit(db.pool(), &peers).await;
+    let retries: HashMap<String, i64> = crate::column(
+        db.pool(),
+        "SELECT class || '|' || n AS value FROM (
+             SELECT split_part(error, ':', 1) AS class, count(*) AS n
+             FROM sys.outbox_attempts WHERE outcome = 'retry' GROUP BY 1) c",
+    )
+    .await
+    .iter()
+    .map(|row| {
+        let (class, n) = row.split_once('|').unwrap();
+        (class.to_owned(), n.parse().unwrap())
+    })
+    .collect();
+    let longest_failed_attempt = Duration::from_millis(
+        count(
+            db.pool(),
+            "SELECT coalesce(round(max(extract(epoch FROM finished_at - started_at)) * 1000), 0)::text
+                    AS value
+             FROM sys.outbox_attempts WHERE outcome = 'retry'",
+        )
+        .await
+        .try_into()
+        .unwrap(),
+    );
+    let cut_off = count(
+        db.pool(),
+        "SELECT count(*)::text AS value FROM sys.outbox_attempts WHERE error LIKE '%longer than its lease%'",
+    )
+    .await;
+    // What is left, if anything: by target, status and kind, with attempts and due times.
+    let left = crate::column(
+        db.pool(),
+        "SELECT target || ' ' || status || ' ' || kind || ' ' || count(*) || ' attempts ' || min(attempts) || '-' || max(attempts)
+                || ' due in ' || round(extract(epoch FROM max(next_attempt_at) - now()))
+                || ' lease ' || coalesce(round(extract(epoch FROM max(lease_expires_at) - now()))::text, '-') AS value
+         FROM sys.outbox WHERE status <> 'delivered' GROUP BY target, status, kind",
+    )
+    .await;
+    let figures = serde_json::json!({
+        "test": "R9",
+        "left": left,
+        "seed": seed,
+        "schedule": schedule,
+        "expected": audit.expected,
+        "lost": audit.lost,
+        "duplicate_effects": audit.duplicate_effects,
+        "missing_effects": audit.missing_effects,
+        "duplicates_delivered": audit.duplicates_delivered,
+        "dead": audit.dead,
+        "stuck": audit.stuck,
+        "retries": retries,
+        "longest_failed_attempt_ms": longest_failed_attempt.as_millis(),
+        "cut_off_by_lease": cut_off,
+        "resets": [chatwoot_link.resets(), onec_link.resets()],
+        "swallowed": [chatwoot_link.swallowed(), onec_link.swallowed()],
+        "drain_time_ms": drained.map(|d| d.as_millis()),
+    });
+    println!("{figures}");
+    assert!(
+        drained.is_some() && audit.clean(),
+        "{figures}\n{audit:?}\nrelay: {}",
+        relay.stderr()
+    );
+    assert_eq!(audit.tickets, TICKETS);
+    for peer in ["chatwoot", "1c"] {
+        for class in ["disconnected", "timeout", "connect"] {
+            let class = format!("{peer} {class}");
+            assert!(
+                retries.get(&class).is_some_and(|n| *n > 0),
+                "every kind of link failure was met and retried: {class} in {figures}"
+            );
+        }
+    }
+    assert_eq!(cut_off, 0, "{figures}");
+    // A failing attempt ends at its first failing call, within one timeout of the calls
+    // before it.
+    assert!(longest_failed_attempt < TIMEOUT * 2, "{figures}");
+
+    relay.terminate();
+    let status = relay.exit_within(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
