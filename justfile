@@ -33,3 +33,8 @@ migrate:
 bench-intake:
     cargo build --release -p cons_api -p cons_bench
     ./target/release/bench-intake
+
+# Chatwoot webhook intake of cons-api at 500 deliveries/s and at its maximum, vs the raw insert limit
+bench-webhooks:
+    cargo build --release -p cons_api -p cons_bench
+    ./target/release/bench-webhooks
