@@ -67,12 +67,14 @@ impl RelayConfig {
         let pause_for = env.millis_or("RELAY_PAUSE_MS", Duration::from_secs(10))?;
         Ok(RelayConfig {
             // Workers run for days: verify connections on checkout so a restarted server
-            // is noticed at once.
+            // is noticed at once. The relay's few statements run thousands of times a
+            // second and plan well generically (see `cons_store::pool`).
             database: DatabaseConfig::from_env(
                 env,
                 PoolSettings {
                     max_size: 8,
                     verify_on_checkout: true,
+                    generic_plans: true,
                     ..PoolSettings::default()
                 },
             )?,
@@ -96,7 +98,7 @@ impl RelayConfig {
                     },
                 ],
                 batch_size,
-                flush_interval: Duration::from_millis(2),
+                flush_interval: Duration::from_millis(20),
                 poll_interval: env.millis_or("RELAY_POLL_INTERVAL_MS", Duration::from_secs(1))?,
                 max_attempts,
                 backoff,

@@ -168,6 +168,10 @@ impl<D: Deliver> Relay<D> {
         let mut in_flight: tokio::task::JoinSet<(Claimed, Outcome)> = tokio::task::JoinSet::new();
         let mut finished: Vec<(Claimed, Outcome)> = Vec::new();
         let mut oldest_finished: Option<Instant> = None;
+        // One batch of outcomes at a time is recorded by a task of its own, so that claims
+        // and deliveries go on while it commits; what finishes meanwhile goes into the next
+        // batch (the busier the loop, the larger the batches).
+        let mut recording: Option<tokio::task::JoinHandle<()>> = None;
         let mut stopping = false;
         loop {
             stopping |= *shutdown.borrow();
@@ -181,8 +185,13 @@ impl<D: Deliver> Relay<D> {
             let health = self.health(target.target);
             let paused_for = health.paused_for(Instant::now());
             let allowed = health.allowed_in_flight(target.concurrency);
-            if !stopping && paused_for.is_zero() && in_flight.len() < allowed {
-                let free = (allowed - in_flight.len()).min(self.settings.batch_size);
+            let free = allowed.saturating_sub(in_flight.len());
+            // Under load, claim once half the slots are free rather than for every slot
+            // that frees up: a claim costs a commit whatever its size, and claims of one or
+            // two entries made the database the bottleneck. An idle loop claims at once.
+            let worth_a_claim = in_flight.is_empty() || free >= (allowed / 2).max(1);
+            if !stopping && paused_for.is_zero() && free > 0 && worth_a_claim {
+                let free = free.min(self.settings.batch_size);
                 match self.claim(&target, free).await {
                     Ok(claimed) => {
                         idle = claimed.is_empty();
@@ -200,7 +209,10 @@ impl<D: Deliver> Relay<D> {
                 idle = in_flight.is_empty();
             }
             if stopping && in_flight.is_empty() {
-                self.flush(&mut finished, &mut oldest_finished).await;
+                if let Some(batch) = recording.take() {
+                    let _ = batch.await;
+                }
+                self.record_until_done(&finished).await;
                 return Ok(());
             }
             let flush_at = oldest_finished.map(|t| t + self.settings.flush_interval);
@@ -225,20 +237,36 @@ impl<D: Deliver> Relay<D> {
                     oldest_finished.get_or_insert_with(Instant::now);
                 }
                 () = &mut woken, if idle || in_flight.len() < target.concurrency => {}
-                () = sleep_until(flush_at), if flush_at.is_some() => {}
+                () = recorded(&mut recording), if recording.is_some() => recording = None,
+                () = sleep_until(flush_at), if flush_at.is_some() && recording.is_none() => {}
                 () = tokio::time::sleep(wait), if idle => {}
                 _ = shutdown.changed(), if !stopping => {}
             }
+            // Record when nothing else is in flight (the quiet case: at once), or, under
+            // load, once half the slots' worth has finished or the oldest outcome has
+            // waited `flush_interval`: like a claim, a record costs a commit whatever its
+            // size.
             let due = flush_at.is_some_and(|at| Instant::now() >= at);
-            if !finished.is_empty()
-                && (due || in_flight.is_empty() || finished.len() >= self.settings.batch_size)
+            let enough =
+                finished.len() >= (target.concurrency / 2).clamp(1, self.settings.batch_size);
+            if recording.is_none()
+                && !finished.is_empty()
+                && (due || in_flight.is_empty() || enough)
             {
-                self.flush(&mut finished, &mut oldest_finished).await;
+                let rest = finished.split_off(finished.len().min(self.settings.batch_size));
+                let batch = std::mem::replace(&mut finished, rest);
+                if finished.is_empty() {
+                    oldest_finished = None;
+                }
+                let relay = self.clone();
+                recording = Some(tokio::spawn(async move {
+                    relay.record_until_done(&batch).await;
+                }));
             }
         }
     }
 
-    async fn flush(&self, finished: &mut Vec<(Claimed, Outcome)>, oldest: &mut Option<Instant>) {
+    async fn record_until_done(&self, finished: &[(Claimed, Outcome)]) {
         if finished.is_empty() {
             return;
         }
@@ -256,8 +284,6 @@ impl<D: Deliver> Relay<D> {
                 }
             }
         }
-        finished.clear();
-        *oldest = None;
     }
 
     async fn claim(
@@ -412,6 +438,18 @@ fn unpaused() -> &'static TargetHealth {
             max: Duration::ZERO,
         })
     })
+}
+
+/// Waits for the batch being recorded, if any.
+async fn recorded(recording: &mut Option<tokio::task::JoinHandle<()>>) {
+    match recording {
+        Some(batch) => {
+            if let Err(error) = batch.await {
+                tracing::error!(%error, "recording a batch of outcomes failed");
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -145,7 +145,9 @@ pub struct Claimed {
 /// at the head, stays there (older entries only move towards delivered), so the check
 /// needs no repeating under the lock. The time and status conditions are repeated in the
 /// locking query because `FOR UPDATE` re-checks only its own `WHERE` against the newest
-/// row version when a concurrent worker changed the row.
+/// row version when a concurrent worker changed the row. Rows are found by id through
+/// `= ANY (ARRAY(…))`, which plans as primary-key look-ups also without knowing the
+/// limit, so the statement can be planned once per connection (`generic_plans`).
 pub async fn claim(
     connection: &mut PooledConnection,
     owner: &str,
@@ -167,9 +169,10 @@ WITH candidates AS (
      WHERE status = 'in_flight' AND lease_expires_at <= now() AND target = ANY($1)
      ORDER BY lease_expires_at LIMIT $2)
 ), due AS (
-    SELECT o.id FROM sys.outbox o JOIN candidates c ON c.id = o.id
-    WHERE (o.status = 'pending' AND o.next_attempt_at <= now())
-       OR (o.status = 'in_flight' AND o.lease_expires_at <= now())
+    SELECT o.id FROM sys.outbox o
+    WHERE o.id = ANY (ARRAY(SELECT id FROM candidates))
+      AND ((o.status = 'pending' AND o.next_attempt_at <= now())
+           OR (o.status = 'in_flight' AND o.lease_expires_at <= now()))
     ORDER BY o.id
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
@@ -177,7 +180,7 @@ WITH candidates AS (
 UPDATE sys.outbox o
 SET status = 'in_flight', attempts = o.attempts + 1, lease_owner = $3,
     lease_token = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => $4)
-FROM due WHERE o.id = due.id
+WHERE o.id = ANY (ARRAY(SELECT id FROM due))
 RETURNING o.id, o.cons_id, o.target, o.kind, o.payload, o.attempts, o.lease_token, o.created_at,
           now() AS claimed_at
 "#;
@@ -336,7 +339,11 @@ WITH input AS (
         last_error = COALESCE(i.error, o.last_error),
         lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
     FROM input i
-    WHERE o.id = i.id AND o.lease_token = i.token AND o.status = 'in_flight'
+    -- The token is the fence: an entry has one only while in flight (a CHECK holds it).
+    -- Matching on status as well offered the planner the in-flight index, and a plan
+    -- made while statistics counted few entries in flight compared every entry in flight
+    -- with every outcome.
+    WHERE o.id = i.id AND o.lease_token = i.token
     RETURNING o.id
 ), attempts AS (
     INSERT INTO sys.outbox_attempts (outbox_id, attempt, started_at, outcome, http_status, error)

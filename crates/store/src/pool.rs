@@ -25,6 +25,12 @@ pub struct PoolSettings {
     /// trip per checkout (a broken connection is still noticed by the driver); on for
     /// long-running workers that must notice a restarted server.
     pub verify_on_checkout: bool,
+    /// `plan_cache_mode = force_generic_plan`: prepared statements are planned once per
+    /// connection instead of on every execution. For a session whose statements all plan
+    /// well without their parameters' values (the relay's, checked by its tests): left to
+    /// itself PostgreSQL re-planned the claim for every batch, which cost as much as
+    /// running it.
+    pub generic_plans: bool,
 }
 
 impl Default for PoolSettings {
@@ -35,6 +41,7 @@ impl Default for PoolSettings {
             statement_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(2),
             verify_on_checkout: false,
+            generic_plans: false,
         }
     }
 }
@@ -50,11 +57,14 @@ impl PoolSettings {
 }
 
 pub fn build(database_url: &str, settings: &PoolSettings) -> Result<Pool, crate::StoreError> {
-    let session_setup = format!(
+    let mut session_setup = format!(
         "SET statement_timeout = {}; SET lock_timeout = {}",
         settings.statement_timeout.as_millis(),
         settings.lock_timeout.as_millis()
     );
+    if settings.generic_plans {
+        session_setup.push_str("; SET plan_cache_mode = force_generic_plan");
+    }
     let mut config = ManagerConfig::default();
     config.recycling_method = if settings.verify_on_checkout {
         RecyclingMethod::Verified

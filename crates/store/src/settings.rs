@@ -158,7 +158,7 @@ impl DatabaseConfig {
             statement_timeout: env
                 .millis_or("DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
             lock_timeout: env.millis_or("DB_LOCK_TIMEOUT_MS", defaults.lock_timeout)?,
-            verify_on_checkout: defaults.verify_on_checkout,
+            ..defaults
         };
         Ok(DatabaseConfig { url, pool })
     }

@@ -578,3 +578,102 @@ async fn only_the_peers_own_failures_pause_it() {
         );
     }
 }
+
+/// The relay's sessions plan each statement once, without its parameters' values
+/// (`generic_plans`), and that plan is made while the statistics may be stale. Claiming a
+/// large batch and recording a small one must then still find rows by key: no scan of a
+/// whole table, and no pass over every entry in flight per outcome (the first recording
+/// statement did that once statistics counted few entries in flight).
+#[tokio::test]
+async fn generically_planned_claims_and_records_find_their_rows_by_key() {
+    use cons_store::pool::{self, PoolSettings};
+    use diesel_async::AsyncConnection;
+    const IN_FLIGHT: i64 = 1000;
+    const RECORDED: usize = 10;
+    let db = TestDatabase::new().await;
+    column(
+        db.pool(),
+        "WITH c AS (INSERT INTO cons.clients (client_id, name)
+                    SELECT gen_random_uuid(), 'n' FROM generate_series(1, 10000) RETURNING client_id),
+              t AS (INSERT INTO cons.tickets (cons_id, client_id, consultation_type, source, lang, sync_chatwoot, sync_onec, created_by)
+                    SELECT gen_random_uuid(), c.client_id, 'accounting', 'site', 'ru', 'pending', 'pending', 'test'
+                    FROM c RETURNING cons_id)
+         INSERT INTO sys.outbox (cons_id, target, kind, payload)
+         SELECT cons_id, 'chatwoot', 'ticket.create', '{}' FROM t RETURNING '' AS value",
+    )
+    .await;
+    // Statistics that count nothing in flight.
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut db.pool().get().await.unwrap(),
+        "ANALYZE",
+    )
+    .await
+    .unwrap();
+    let relay_pool = pool::build(
+        db.url(),
+        &PoolSettings {
+            generic_plans: true,
+            ..PoolSettings::for_tests()
+        },
+    )
+    .unwrap();
+    let mut connection = relay_pool.get().await.unwrap();
+    // Never committed: `pg_stat_xact_user_tables` counts this transaction's reads.
+    connection.begin_test_transaction().await.unwrap();
+    let claimed = outbox::claim(
+        &mut connection,
+        "worker",
+        &[Target::Chatwoot],
+        IN_FLIGHT,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(claimed.len(), usize::try_from(IN_FLIGHT).unwrap());
+    let reads = async |connection: &mut cons_store::pool::PooledConnection| {
+        let row: Vec<String> = diesel_async::RunQueryDsl::load::<crate::Row>(
+            diesel::sql_query(
+                "SELECT (sum(seq_scan) FILTER (WHERE relname IN ('outbox', 'tickets', 'clients')))::text
+                        || ' ' || (sum(idx_tup_fetch) FILTER (WHERE relname = 'outbox'))::text AS value
+                 FROM pg_stat_xact_user_tables",
+            ),
+            connection,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.value)
+        .collect();
+        let (scans, fetched) = row[0].split_once(' ').unwrap();
+        (
+            scans.parse::<i64>().unwrap(),
+            fetched.parse::<i64>().unwrap(),
+        )
+    };
+    let (scans_claiming, fetched_claiming) = reads(&mut connection).await;
+    let outcomes: Vec<(cons_store::outbox::Claimed, Outcome)> = claimed[..RECORDED]
+        .iter()
+        .enumerate()
+        .map(|(n, entry)| {
+            let n = i64::try_from(n).unwrap();
+            let effect = Effect::ChatwootTicket {
+                contact_id: 1000 + n,
+                conversation_id: 2000 + n,
+            };
+            (entry.clone(), Outcome::Delivered { effect })
+        })
+        .collect();
+    let recorded = outbox::complete(&mut connection, &outcomes).await.unwrap();
+    assert_eq!(recorded.len(), RECORDED);
+    let (scans, fetched) = reads(&mut connection).await;
+    assert_eq!(
+        (scans_claiming, scans),
+        (0, 0),
+        "no table was scanned whole"
+    );
+    assert!(
+        fetched - fetched_claiming < 10 * i64::try_from(RECORDED).unwrap(),
+        "recording {RECORDED} outcomes read {} outbox rows; {IN_FLIGHT} are in flight",
+        fetched - fetched_claiming
+    );
+}
