@@ -1,4 +1,4 @@
-//! A release binary of ours (`cons-api`, later `cons-relay`) run as the system under test:
+//! A release binary of ours (`cons-api`, `cons-relay`) run as the system under test:
 //! a child process with a clean environment, its output in a log file, waited for until
 //! it answers on HTTP, and stopped with SIGTERM when the benchmark ends or fails.
 
@@ -26,8 +26,8 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let binary = me.with_file_name(name);
     if !binary.is_file() {
         bail!(
-            "{} not found: build it next to this benchmark first (`cargo build --release -p \
-             cons_api -p cons_bench`)",
+            "{} not found: build it next to this benchmark first (the `just bench-…` recipes \
+             do: `cargo build --release -p <its package> -p cons_bench`)",
             binary.display()
         );
     }
