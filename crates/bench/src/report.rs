@@ -3,11 +3,11 @@
 //! machine went to processes outside the measurement).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::machine::CpuUsage;
+use crate::machine::{CpuUsage, Machine};
 
 /// Prints a progress line to stderr (stdout carries only the report).
 pub fn progress(message: &str) {
@@ -90,4 +90,67 @@ pub fn outside_share(usage: &CpuUsage) -> f64 {
 /// `met` or `missed`.
 pub fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "missed" }
+}
+
+/// When, where and how a benchmark ran: the head of its report.
+#[derive(Debug)]
+pub struct RunInfo {
+    pub command: String,
+    pub started: chrono::DateTime<chrono::Utc>,
+    clock: Instant,
+    pub elapsed: Duration,
+    pub machine: Machine,
+    pub load_at_start: f64,
+    pub load_at_end: f64,
+    /// Server version and settings.
+    pub postgres: String,
+}
+
+impl RunInfo {
+    /// Notes the start: time, machine, load.
+    pub fn begin(name: &str) -> anyhow::Result<RunInfo> {
+        Ok(RunInfo {
+            command: command_line(name),
+            started: chrono::Utc::now(),
+            clock: Instant::now(),
+            elapsed: Duration::ZERO,
+            machine: Machine::describe(),
+            load_at_start: crate::machine::load_average()?,
+            load_at_end: 0.0,
+            postgres: String::new(),
+        })
+    }
+
+    /// Notes the end, and the server the run used.
+    pub fn end(&mut self, postgres: &str) -> anyhow::Result<()> {
+        self.elapsed = self.clock.elapsed();
+        self.load_at_end = crate::machine::load_average()?;
+        postgres.clone_into(&mut self.postgres);
+        Ok(())
+    }
+
+    /// The report's first lines.
+    pub fn header(&self) -> String {
+        let m = &self.machine;
+        format!(
+            "Run {} ({:.0} s in all). Machine: {} CPUs ({}), {:.0} GiB, Linux {}; {}.\n\
+             Command: `{}`\n",
+            self.started.format("%Y-%m-%d %H:%M UTC"),
+            self.elapsed.as_secs_f64(),
+            m.cpus,
+            m.cpu_model,
+            m.memory_gib,
+            m.kernel,
+            self.postgres,
+            self.command,
+        )
+    }
+
+    /// The load averages, for the report's machine row.
+    pub fn load(&self) -> String {
+        format!(
+            "{} CPUs, load average {:.2} at start, {:.2} at end",
+            self.machine.cpus, self.load_at_start, self.load_at_end
+        )
+    }
 }

@@ -4,10 +4,9 @@
 //! Chatwoot and 1C simulators it keeps no log and takes no faults, so that it costs as
 //! little CPU as a peer can.
 
-use actix_web::dev::ServerHandle;
+use crate::server::{SimServer, Wiring, serve};
+use actix_web::HttpResponse;
 use actix_web::web::{self, Bytes};
-use actix_web::{App, HttpResponse, HttpServer};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -22,38 +21,27 @@ struct Received {
 /// A running sink; dropping it stops the server.
 #[derive(Debug)]
 pub struct NoopSink {
-    pub base_url: String,
-    pub port: u16,
+    pub server: SimServer,
     received: Arc<Received>,
-    handle: ServerHandle,
 }
 
 impl NoopSink {
     /// Serves 127.0.0.1 on a free port with `workers` actix workers, on the current tokio
     /// runtime.
     pub fn start(workers: usize) -> std::io::Result<NoopSink> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
         let received = Arc::new(Received::default());
         let shared = web::Data::from(received.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
-                .default_service(web::to(receive))
-        })
-        .workers(workers.max(1))
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Ok(NoopSink {
-            base_url: format!("http://127.0.0.1:{port}"),
-            port,
-            received,
-            handle,
-        })
+        let server = serve(
+            "127.0.0.1:0",
+            workers,
+            Arc::new(Wiring::bare()),
+            move |config| {
+                config
+                    .app_data(shared.clone())
+                    .default_service(web::to(receive));
+            },
+        )?;
+        Ok(NoopSink { server, received })
     }
 
     /// Requests answered so far.
@@ -75,13 +63,6 @@ impl NoopSink {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         )
-    }
-}
-
-impl Drop for NoopSink {
-    fn drop(&mut self) {
-        // Not awaited: the server winds down on its own runtime.
-        drop(self.handle.stop(false));
     }
 }
 

@@ -47,9 +47,19 @@ pub struct Wiring {
     pub faults: Faults,
     log: Mutex<Vec<Recorded>>,
     unlogged: std::sync::atomic::AtomicU64,
+    /// Neither record nor fault: a peer that must cost as little as possible.
+    bare: bool,
 }
 
 impl Wiring {
+    /// A wiring that passes every request straight to the handlers.
+    pub fn bare() -> Wiring {
+        Wiring {
+            bare: true,
+            ..Wiring::default()
+        }
+    }
+
     /// Requests received but not kept because the log was full.
     pub fn unlogged(&self) -> u64 {
         self.unlogged.load(std::sync::atomic::Ordering::Relaxed)
@@ -175,6 +185,9 @@ async fn record_and_fault(
     let Some(wiring) = request.app_data::<web::Data<Wiring>>().cloned() else {
         return Ok(request.into_response(HttpResponse::InternalServerError().finish()));
     };
+    if wiring.bare {
+        return Ok(next.call(request).await?.map_into_boxed_body());
+    }
     let body = request.extract::<Bytes>().await.unwrap_or_default();
     let method = request.method().to_string();
     let path = percent_decode(request.path());

@@ -9,15 +9,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use cons_bench::http::request_bytes;
 use cons_bench::load::{self, Errors, Outcome, Target};
-use cons_bench::machine::{self, Account, CpuMeter, CpuUsage, Machine};
+use cons_bench::machine::{self, Account, CpuMeter, CpuUsage};
 use cons_bench::pg::{AnchorCluster, Length, Pg, PgbenchRun};
-use cons_bench::report::{busy, command_line, per, progress, shared_dir};
+use cons_bench::report::{RunInfo, busy, per, progress, shared_dir};
 use cons_bench::service::{self, Service};
 use cons_bench::stats::{median, ms, thousands};
 use cons_testdb::Cluster;
@@ -88,13 +88,7 @@ fn main() -> ExitCode {
 
 /// Everything the report needs.
 struct Report {
-    command: String,
-    started: chrono::DateTime<chrono::Utc>,
-    elapsed: Duration,
-    machine: Machine,
-    load_at_start: f64,
-    load_at_end: f64,
-    postgres: String,
+    run: RunInfo,
     pgbench_runs: Vec<PgbenchRun>,
     pgbench_cpu: Vec<CpuUsage>,
     warmup: Outcome,
@@ -109,8 +103,7 @@ struct Report {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let started = chrono::Utc::now();
-    let clock = Instant::now();
+    let mut run = RunInfo::begin("bench-intake")?;
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
     anyhow::ensure!(args.reps > 0, "--reps must be at least 1");
     anyhow::ensure!(args.seconds > 0, "--seconds must be at least 1");
@@ -128,8 +121,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         progress("warning: this is a debug build; numbers are only meaningful from --release");
     }
-    let machine = Machine::describe();
-    let load_at_start = machine::load_average()?;
 
     progress("starting a durable throwaway PostgreSQL cluster");
     let anchor = AnchorCluster::start()?;
@@ -229,21 +220,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let half_cpu = meter.since(&before)?;
     api.check_running()?;
     let peak_rss_kib = machine::peak_rss_kib(api_pid)?;
-    let load_at_end = machine::load_average()?;
 
     progress("stopping cons-api and the cluster");
     let api_exit = api.stop()?.to_string();
-    let postgres = anchor.description.clone();
+    run.end(&anchor.description)?;
     drop(anchor);
 
     let report = Report {
-        command: command_line("bench-intake"),
-        started,
-        elapsed: clock.elapsed(),
-        machine,
-        load_at_start,
-        load_at_end,
-        postgres,
+        run,
         pgbench_runs,
         pgbench_cpu,
         warmup,
@@ -409,21 +393,11 @@ fn render(args: &Args, r: &Report) -> String {
     let c = args.clients;
     let n = args.reps;
     let mut out = String::new();
+    out.push_str(&r.run.header());
     let mut line = |s: String| {
         out.push_str(&s);
         out.push('\n');
     };
-    line(format!(
-        "Run {} ({:.0} s in all). Machine: {} CPUs ({}), {:.0} GiB, Linux {}; {}.",
-        r.started.format("%Y-%m-%d %H:%M UTC"),
-        r.elapsed.as_secs_f64(),
-        r.machine.cpus,
-        r.machine.cpu_model,
-        r.machine.memory_gib,
-        r.machine.kernel,
-        r.postgres,
-    ));
-    line(format!("Command: `{}`", r.command));
     line(format!(
         "Settings: {c} connections, {} s per HTTP run after a {} s warm-up, {} clients round-robin ({} in the database after the warm-up), cons-api DB_POOL_SIZE={}, API_WORKERS={}; pgbench {n} × {} s.",
         args.seconds,
@@ -432,7 +406,7 @@ fn render(args: &Args, r: &Report) -> String {
         r.clients_in_db,
         args.pool_size,
         args.api_workers.map_or_else(
-            || format!("default ({})", r.machine.cpus),
+            || format!("default ({})", r.run.machine.cpus),
             |w| w.to_string()
         ),
         args.pgbench_seconds.unwrap_or(args.seconds),
@@ -498,10 +472,8 @@ fn render(args: &Args, r: &Report) -> String {
         ms(r.half.send_lag.percentile(99.0))
     ));
     line(format!(
-        "| machine | {} CPUs, load average {:.2} at start, {:.2} at end | half-rate run: {} |",
-        r.machine.cpus,
-        r.load_at_start,
-        r.load_at_end,
+        "| machine | {} | half-rate run: {} |",
+        r.run.load(),
         busy(&r.half_cpu)
     ));
     line(format!(

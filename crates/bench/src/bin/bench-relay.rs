@@ -18,9 +18,9 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use cons_bench::http::request_bytes;
 use cons_bench::load::{self, Outcome, Target};
-use cons_bench::machine::{self, Account, CpuMeter, CpuUsage, Machine};
+use cons_bench::machine::{self, Account, CpuMeter, CpuUsage};
 use cons_bench::pg::{AnchorCluster, Length, Pg, PgbenchRun};
-use cons_bench::report::{busy, command_line, outside_share, per, progress, shared_dir, verdict};
+use cons_bench::report::{RunInfo, busy, outside_share, per, progress, shared_dir, verdict};
 use cons_bench::service::{self, Service};
 use cons_bench::stats::{Latencies, median, micros, ms, thousands};
 use cons_domain::{
@@ -141,13 +141,7 @@ struct LatencyRun {
 }
 
 struct Report {
-    command: String,
-    started: chrono::DateTime<chrono::Utc>,
-    elapsed: Duration,
-    machine: Machine,
-    load_at_start: f64,
-    load_at_end: f64,
-    postgres: String,
+    run: RunInfo,
     raw_runs: Vec<PgbenchRun>,
     raw_cpu: Vec<CpuUsage>,
     ceiling: Outcome,
@@ -160,8 +154,7 @@ struct Report {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let started = chrono::Utc::now();
-    let clock = Instant::now();
+    let mut run = RunInfo::begin("bench-relay")?;
     anyhow::ensure!(
         args.entries >= TARGETS && args.entries.is_multiple_of(TARGETS),
         "--entries must be a positive even number (two entries per ticket)"
@@ -183,8 +176,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         progress("warning: this is a debug build; numbers are only meaningful from --release");
     }
-    let machine = Machine::describe();
-    let load_at_start = machine::load_average()?;
 
     progress("starting a durable throwaway PostgreSQL cluster");
     let anchor = AnchorCluster::start()?;
@@ -201,13 +192,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let sink = runtime.block_on(async { NoopSink::start(args.sink_workers) })?;
-    let sink_addr = SocketAddr::from(([127, 0, 0, 1], sink.port));
+    let sink_addr = SocketAddr::from(([127, 0, 0, 1], sink.server.port));
     let (ceiling, ceiling_cpu) = http_ceiling(args, sink_addr)?;
 
     progress("creating database cons and applying migrations");
     let database_url = anchor.create_migrated("cons")?;
     let work_dir = anchor.work_dir()?;
-    let sink_url = format!("{}{SINK_PATH}", sink.base_url);
+    let sink_url = format!("{}{SINK_PATH}", sink.server.base_url);
     let relay_env = relay_env(args, &database_url, &sink_url)?;
     let relay = Relay {
         binary: relay_binary,
@@ -249,22 +240,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let (mut full, mut running) = drain(pg, &sink, &relay, args.entries, full_from)?;
     full.peak_rss_kib = machine::peak_rss_kib(running.check_running()?)?;
     full.exit = running.stop()?.to_string();
-    let load_at_end = machine::load_average()?;
 
     progress("stopping the sink and the cluster");
     drop(sink);
     drop(runtime);
-    let postgres = anchor.description.clone();
+    run.end(&anchor.description)?;
     drop(anchor);
 
     let report = Report {
-        command: command_line("bench-relay"),
-        started,
-        elapsed: clock.elapsed(),
-        machine,
-        load_at_start,
-        load_at_end,
-        postgres,
+        run,
         raw_runs,
         raw_cpu,
         ceiling,
@@ -738,21 +722,11 @@ fn render(args: &Args, r: &Report) -> String {
     };
 
     let mut out = String::new();
+    out.push_str(&r.run.header());
     let mut line = |s: String| {
         out.push_str(&s);
         out.push('\n');
     };
-    line(format!(
-        "Run {} ({:.0} s in all). Machine: {} CPUs ({}), {:.0} GiB, Linux {}; {}.",
-        r.started.format("%Y-%m-%d %H:%M UTC"),
-        r.elapsed.as_secs_f64(),
-        r.machine.cpus,
-        r.machine.cpu_model,
-        r.machine.memory_gib,
-        r.machine.kernel,
-        r.postgres,
-    ));
-    line(format!("Command: `{}`", r.command));
     let extra = if args.relay_env.is_empty() {
         "defaults".to_owned()
     } else {
@@ -867,10 +841,8 @@ fn render(args: &Args, r: &Report) -> String {
         .map(outside_share)
         .fold(0.0_f64, f64::max);
     line(format!(
-        "| machine | {} CPUs, load average {:.2} at start, {:.2} at end | at most {:.0}% outside the processes measured in any phase |",
-        r.machine.cpus,
-        r.load_at_start,
-        r.load_at_end,
+        "| machine | {} | at most {:.0}% outside the processes measured in any phase |",
+        r.run.load(),
         outside * 100.0
     ));
     line(format!(

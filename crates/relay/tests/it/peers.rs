@@ -504,7 +504,10 @@ async fn tcp_resets_black_holes_and_refusals_are_retried_within_the_timeout_and_
     );
     let mut settings = crate::settings();
     // A failed entry is not due again within its drain: one attempt per entry and fault.
-    settings.backoff.base = Duration::from_secs(60);
+    // (Full jitter draws the wait from zero up: over a day, a wait short enough to be
+    // due again within the drain has odds of about one in a hundred thousand.)
+    settings.backoff.base = Duration::from_secs(86_400);
+    settings.backoff.cap = Duration::from_secs(86_400);
     let world = world_with(chatwoot, onec, urls, settings).await;
 
     // With the call timeout below the clients' connect timeout, the call timeout may be
