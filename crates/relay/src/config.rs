@@ -9,7 +9,8 @@
 //! effect makes several calls, so a lease is eight timeouts long, or `RELAY_LEASE_MS`.
 //!
 //! Inbound sync: `ONEC_POLL_INTERVAL_MS` (30000), `SYNC_RECONCILE_INTERVAL_MS` (300000),
-//! `SYNC_RECONCILE_CLOSED_DAYS` (7: closed tickets are compared this long after closing).
+//! `SYNC_RECONCILE_CLOSED_DAYS` (7: closed tickets are compared this long after closing),
+//! `WEBHOOK_RETENTION_DAYS` (30: handled webhook deliveries are deleted after this).
 //!
 //! `RELAY_BENCH_SINK_URL` (benchmarks only, unset in production): deliver every entry as
 //! one POST to this URL instead of running the Chatwoot and 1C effects (`crate::sink`).
@@ -125,10 +126,18 @@ impl RelayConfig {
 fn inbound_settings(env: &Env) -> Result<InboundSettings, ConfigError> {
     let defaults = InboundSettings::default();
     let days: u32 = env.parse_or("SYNC_RECONCILE_CLOSED_DAYS", 7, "a number of days")?;
+    let retention_days: u32 = env.parse_or("WEBHOOK_RETENTION_DAYS", 30, "a number of days")?;
+    if retention_days == 0 {
+        return Err(ConfigError::new(
+            "WEBHOOK_RETENTION_DAYS",
+            "must be at least 1",
+        ));
+    }
     let settings = InboundSettings {
         onec_poll: env.millis_or("ONEC_POLL_INTERVAL_MS", defaults.onec_poll)?,
         reconcile_every: env.millis_or("SYNC_RECONCILE_INTERVAL_MS", defaults.reconcile_every)?,
         reconcile_closed_within: Duration::from_secs(u64::from(days) * 24 * 3600),
+        webhook_retention: Duration::from_secs(u64::from(retention_days) * 24 * 3600),
         ..defaults
     };
     for (variable, value) in [

@@ -479,3 +479,19 @@ pub async fn reconcile_batch(
     .load(connection)
     .await?)
 }
+
+/// Deletes handled deliveries received before `before` (they hold message text, which is
+/// personal data, and de-duplication only needs the sender's retry horizon); pending and
+/// failed ones stay for the operator. Returns how many were deleted.
+pub async fn purge_handled(
+    connection: &mut PooledConnection,
+    before: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    Ok(diesel::sql_query(
+        "DELETE FROM log.webhook_inbox
+         WHERE received_at < $1 AND status IN ('applied', 'unchanged', 'stale', 'ignored')",
+    )
+    .bind::<Timestamptz, _>(before)
+    .execute(connection)
+    .await?)
+}

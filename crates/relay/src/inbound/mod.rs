@@ -12,7 +12,7 @@ pub mod reconcile;
 use std::time::Duration;
 
 /// How the inbound loops run (`SYNC_RECONCILE_INTERVAL_MS`, `ONEC_POLL_INTERVAL_MS`,
-/// `SYNC_RECONCILE_CLOSED_DAYS`, `SYNC_RECONCILE_BATCH`).
+/// `SYNC_RECONCILE_CLOSED_DAYS`, `WEBHOOK_RETENTION_DAYS`).
 #[derive(Debug, Clone)]
 pub struct InboundSettings {
     /// How often the inbox is checked when no notification arrives.
@@ -25,6 +25,8 @@ pub struct InboundSettings {
     /// Tickets compared per batch; the reconciler pauses between batches.
     pub reconcile_batch: i64,
     pub reconcile_pause: Duration,
+    /// Handled webhook deliveries are deleted this long after they arrived.
+    pub webhook_retention: Duration,
 }
 
 impl Default for InboundSettings {
@@ -36,6 +38,7 @@ impl Default for InboundSettings {
             reconcile_closed_within: Duration::from_secs(7 * 24 * 3600),
             reconcile_batch: 50,
             reconcile_pause: Duration::from_millis(200),
+            webhook_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

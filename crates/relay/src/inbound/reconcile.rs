@@ -114,6 +114,19 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Deletes the handled webhook deliveries past their retention.
+    pub async fn purge_inbox(&self) -> Result<usize, StoreError> {
+        let before = chrono::Utc::now()
+            - chrono::Duration::from_std(self.settings.webhook_retention)
+                .unwrap_or(chrono::Duration::days(30));
+        let mut connection = self.pool.get().await.map_err(StoreError::from)?;
+        let purged = inbound::purge_handled(&mut connection, before).await?;
+        if purged > 0 {
+            tracing::info!(purged, "old webhook deliveries deleted");
+        }
+        Ok(purged)
+    }
+
     /// Runs a pass every `reconcile_every` until shutdown.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         while super::idle(self.settings.reconcile_every, &mut shutdown).await {
@@ -128,6 +141,9 @@ impl Reconciler {
                     );
                 }
                 Err(error) => tracing::warn!(%error, "reconciliation pass failed"),
+            }
+            if let Err(error) = self.purge_inbox().await {
+                tracing::warn!(%error, "could not purge old webhook deliveries");
             }
         }
     }

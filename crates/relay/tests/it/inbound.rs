@@ -498,3 +498,29 @@ async fn a_chatwoot_change_is_on_the_ticket_within_a_second_of_its_webhook() {
     );
     stop.send(true).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handled_deliveries_past_their_retention_are_deleted_and_pending_ones_kept() {
+    let world = world().await;
+    let mut connection = world.db.pool().get().await.unwrap();
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(
+            "INSERT INTO log.webhook_inbox (source, event, dedup_key, body, status, received_at) VALUES
+             ('chatwoot', 'message_created', 'old-applied', '{}', 'applied', now() - interval '31 days'),
+             ('chatwoot', 'message_created', 'old-ignored', '{}', 'ignored', now() - interval '31 days'),
+             ('chatwoot', 'message_created', 'old-pending', '{}', 'pending', now() - interval '31 days'),
+             ('chatwoot', 'message_created', 'old-failed', '{}', 'failed', now() - interval '31 days'),
+             ('chatwoot', 'message_created', 'new-applied', '{}', 'applied', now() - interval '29 days')",
+        ),
+        &mut connection,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reconciler(&world).purge_inbox().await.unwrap(), 2);
+    let left = value(
+        &world,
+        "SELECT string_agg(dedup_key, ',' ORDER BY dedup_key) AS value FROM log.webhook_inbox",
+    )
+    .await;
+    assert_eq!(left, "new-applied,old-failed,old-pending");
+}
