@@ -3,7 +3,9 @@
 //! our ticket id (custom attribute `cons_id`), the message by our `source_id` marker.
 
 use crate::deliver::DeliveryError;
-use crate::inbound::observe::{SCHEDULED_ATTRIBUTE, format_scheduled};
+use crate::inbound::observe::{
+    SCHEDULED_ATTRIBUTE, chatwoot_status, conversation_status, format_scheduled,
+};
 use cons_chatwoot::{
     CONS_ID_ATTRIBUTE, ChatwootClient, ChatwootError, Contact, Conversation, NewContact,
     NewConversation, NewMessage,
@@ -114,7 +116,8 @@ impl ChatwootEffects {
             .payload
             .get("status")
             .and_then(Value::as_str)
-            .and_then(|raw| serde_json::from_value(Value::String(raw.to_owned())).ok())
+            .and_then(|raw| ChatwootStatus::parse(raw).ok())
+            .map(conversation_status)
             .filter(|wanted| *wanted != conversation.status)
         {
             status = self
@@ -247,16 +250,6 @@ impl ChatwootEffects {
             attributes.insert("number_con".into(), Value::String(number.to_owned()));
         }
         attributes
-    }
-}
-
-fn chatwoot_status(status: cons_chatwoot::ConversationStatus) -> ChatwootStatus {
-    use cons_chatwoot::ConversationStatus as Wire;
-    match status {
-        Wire::Open => ChatwootStatus::Open,
-        Wire::Pending => ChatwootStatus::Pending,
-        Wire::Snoozed => ChatwootStatus::Snoozed,
-        Wire::Resolved => ChatwootStatus::Resolved,
     }
 }
 

@@ -29,12 +29,7 @@ pub fn chatwoot(conversation: &Conversation) -> Option<(TicketKey, ChatwootObser
     };
     let observation = ChatwootObservation {
         updated_at,
-        status: match conversation.status {
-            ConversationStatus::Open => ChatwootStatus::Open,
-            ConversationStatus::Pending => ChatwootStatus::Pending,
-            ConversationStatus::Snoozed => ChatwootStatus::Snoozed,
-            ConversationStatus::Resolved => ChatwootStatus::Resolved,
-        },
+        status: chatwoot_status(conversation.status),
         assignee_id: conversation
             .assignee_id()
             .and_then(|id| i64::try_from(id).ok()),
@@ -53,6 +48,26 @@ pub fn chatwoot(conversation: &Conversation) -> Option<(TicketKey, ChatwootObser
             .and_then(|at| DateTime::from_timestamp(at, 0)),
     };
     Some((key, observation))
+}
+
+/// Chatwoot's wire status as the domain's.
+pub fn chatwoot_status(status: ConversationStatus) -> ChatwootStatus {
+    match status {
+        ConversationStatus::Open => ChatwootStatus::Open,
+        ConversationStatus::Pending => ChatwootStatus::Pending,
+        ConversationStatus::Snoozed => ChatwootStatus::Snoozed,
+        ConversationStatus::Resolved => ChatwootStatus::Resolved,
+    }
+}
+
+/// The domain's status as Chatwoot's wire status.
+pub fn conversation_status(status: ChatwootStatus) -> ConversationStatus {
+    match status {
+        ChatwootStatus::Open => ConversationStatus::Open,
+        ChatwootStatus::Pending => ConversationStatus::Pending,
+        ChatwootStatus::Snoozed => ConversationStatus::Snoozed,
+        ChatwootStatus::Resolved => ConversationStatus::Resolved,
+    }
 }
 
 /// How we write the scheduled date into `date_con`: UTC, to the second, no zone (what

@@ -45,9 +45,12 @@ pub struct PollReport {
 }
 
 /// One pass: read every page changed since the watermark and apply it.
+///
+/// A database connection is taken only around the database work, never held while 1C
+/// answers (a slow publication can take a minute, and the relay's pool is small).
 pub async fn poll_once(pool: &Pool, client: &OnecClient) -> Result<PollReport, PollError> {
-    let mut connection = pool.get().await.map_err(StoreError::from)?;
-    let stored = inbound::read_cursor(&mut connection, CURSOR)
+    let connection = || async { pool.get().await.map_err(StoreError::from) };
+    let stored = inbound::read_cursor(&mut connection().await?, CURSOR)
         .await?
         .and_then(|value| serde_json::from_value::<Watermark>(value).ok());
     let mut watermark = stored.unwrap_or(Watermark {
@@ -59,6 +62,7 @@ pub async fn poll_once(pool: &Pool, client: &OnecClient) -> Result<PollReport, P
         let page = client
             .consultations_changed_since((watermark.changed_at, watermark.ref_key), PAGE)
             .await?;
+        let mut connection = connection().await?;
         for document in &page {
             let (key, observed) = observe::onec(document);
             let status = connection
@@ -69,6 +73,7 @@ pub async fn poll_once(pool: &Pool, client: &OnecClient) -> Result<PollReport, P
             report.read += 1;
             report.applied += usize::from(status == InboxStatus::Applied);
         }
+        drop(connection);
         // `ДатаИзменения` can lie in the future (scheduled consultations): the watermark
         // never passes "now", so such a document is read again (and changes nothing)
         // until its time has come, and nothing changed meanwhile is skipped.
@@ -92,7 +97,12 @@ pub async fn poll_once(pool: &Pool, client: &OnecClient) -> Result<PollReport, P
         }
     }
     if stored != Some(watermark) {
-        inbound::write_cursor(&mut connection, CURSOR, &serde_json::json!(watermark)).await?;
+        inbound::write_cursor(
+            &mut connection().await?,
+            CURSOR,
+            &serde_json::json!(watermark),
+        )
+        .await?;
     }
     metrics::counter!("onec_poll_total", "outcome" => "ok").increment(1);
     Ok(report)
