@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod batching;
 mod body;
 pub mod config;
 pub mod errors;
@@ -174,8 +175,10 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
         // and retried on the first login (the API serves service tokens meanwhile).
         oidc.keys().refresh().await;
     }
+    let relay_waker = wake::RelayWaker::start(pool.clone());
     let state = AppState {
-        relay_waker: wake::RelayWaker::start(pool.clone()),
+        creates: batching::CreateBatcher::start(pool.clone(), relay_waker.clone()),
+        relay_waker,
         pool,
         service_tokens: config.service_tokens.clone(),
         intake: config.intake,

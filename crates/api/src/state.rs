@@ -2,6 +2,7 @@
 
 use crate::access::Access;
 use crate::auth::ServiceTokens;
+use crate::batching::CreateBatcher;
 use crate::handlers::webhooks::WebhookAuth;
 use crate::wake::RelayWaker;
 use cons_domain::IntakeLimits;
@@ -12,6 +13,8 @@ pub struct AppState {
     pub pool: Pool,
     pub service_tokens: ServiceTokens,
     pub intake: IntakeLimits,
+    /// Writes create requests, many per statement under load.
+    pub creates: CreateBatcher,
     /// Wakes the relay after outbox entries are committed.
     pub relay_waker: RelayWaker,
     /// Who may deliver webhooks.

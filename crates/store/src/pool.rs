@@ -27,9 +27,10 @@ pub struct PoolSettings {
     pub verify_on_checkout: bool,
     /// `plan_cache_mode = force_generic_plan`: prepared statements are planned once per
     /// connection instead of on every execution. For a session whose statements all plan
-    /// well without their parameters' values (the relay's, checked by its tests): left to
-    /// itself PostgreSQL re-planned the claim for every batch, which cost as much as
-    /// running it.
+    /// well without their parameters' values (the relay's, checked by its tests, and the
+    /// API's key lookups and inserts): left to itself PostgreSQL re-planned the relay's
+    /// claim and the API's create statements on every execution, which cost as much as
+    /// running them.
     pub generic_plans: bool,
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use cons_domain::{ClientRef, ConsultationType, NewTicket, Source};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Array, Bytea, Int2, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bool, Bytea, Int2, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -216,6 +216,176 @@ async fn insert(
     .get_result::<InsertedTicket>(connection)
     .await
     .optional()
+}
+
+/// Many creates in one statement, for requests whose client already exists: the
+/// transaction's fixed costs (planning, executor start-up, constraint set-up, the commit
+/// and its WAL flush) are paid once per batch instead of once per ticket, while every
+/// ticket still commits together with its history row, its outbox entries and its key.
+///
+/// A request is skipped, never failed, when its client is not found (it is new, or
+/// `client_id` names nobody) or its idempotency key is already taken (also by an earlier
+/// request of the same batch); the caller runs those through [`create`], which knows how
+/// to create a client, replay, or refuse. A key still in flight in another transaction
+/// makes the claim wait, as in [`create`], and `lock_timeout` then fails the whole batch.
+const CREATE_BATCH_SQL: &str = r#"
+WITH request AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::uuid[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                         $13::text[], $14::int2[], $15::timestamptz[], $16::text[], $17::text[],
+                         $18::bool[], $19::bool[])
+        AS r(cons_id, principal, key, request_sha256, client_id, phone_number, email, org_inn,
+             consultation_type, source, lang, topic, comment, importance, scheduled_at,
+             sync_chatwoot, sync_onec, to_chatwoot, to_onec)
+), found AS (
+    SELECT request.*, found.found_client_id FROM request CROSS JOIN LATERAL (
+        SELECT client_id AS found_client_id FROM (
+            SELECT client_id, 1 AS rank FROM cons.clients WHERE client_id = request.client_id
+            UNION ALL SELECT client_id, 2 FROM cons.clients WHERE phone_number = request.phone_number
+            UNION ALL SELECT client_id, 3 FROM cons.clients WHERE email = request.email
+            UNION ALL SELECT client_id, 4 FROM cons.clients WHERE org_inn = request.org_inn
+        ) matches ORDER BY rank LIMIT 1
+    ) found
+), claim AS (
+    INSERT INTO sys.idempotency_keys (principal, operation, key, request_sha256, cons_id)
+    SELECT principal, $20, key, request_sha256, cons_id FROM found WHERE key IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING cons_id
+), go AS (
+    SELECT * FROM found WHERE key IS NULL OR cons_id IN (SELECT cons_id FROM claim)
+), ticket AS (
+    INSERT INTO cons.tickets (cons_id, client_id, consultation_type, source, lang, topic, comment,
+                              importance, scheduled_at, sync_chatwoot, sync_onec, created_by)
+    SELECT cons_id, found_client_id, consultation_type, source, lang, topic, comment,
+           importance, scheduled_at, sync_chatwoot, sync_onec, principal
+    FROM go
+    RETURNING cons_id, client_id, created_at
+), history AS (
+    INSERT INTO cons.ticket_history (cons_id, field, old_value, new_value, source, actor)
+    SELECT cons_id, 'status', NULL, 'new', 'api', principal FROM go
+), outbox AS (
+    INSERT INTO sys.outbox (cons_id, target, kind, payload)
+    SELECT cons_id, target, 'ticket.create', jsonb_build_object('cons_id', cons_id)
+    FROM go CROSS JOIN LATERAL (VALUES ('chatwoot', to_chatwoot), ('onec', to_onec)) AS t(target, wanted)
+    WHERE wanted
+)
+SELECT cons_id, client_id, created_at FROM ticket
+"#;
+
+/// Creates, in one statement, every ticket of `requests` whose client exists and whose
+/// key (if any) is free. The answer has one entry per request, in order: `None` for a
+/// request the caller must still run through [`create`].
+pub async fn create_batch(
+    connection: &mut PooledConnection,
+    requests: &[CreateTicket<'_>],
+) -> Result<Vec<Option<CreatedTicket>>, StoreError> {
+    let cons_ids: Vec<Uuid> = requests.iter().map(|_| Uuid::now_v7()).collect();
+    let drafts = || requests.iter().map(|r| &r.command.ticket);
+    let matches = || {
+        requests.iter().map(|r| match &r.command.client {
+            ClientRef::Existing(_) => None,
+            ClientRef::Match(client) => Some(client),
+        })
+    };
+    let sync = |target| -> Vec<&str> {
+        drafts()
+            .map(|t| t.consultation_type.initial_sync(target).as_str())
+            .collect()
+    };
+    let wants = |target| -> Vec<bool> {
+        drafts()
+            .map(|t| t.consultation_type.targets().contains(&target))
+            .collect()
+    };
+    use cons_domain::Target::{Chatwoot, Onec};
+    let rows = crate::cached::Cached(
+        diesel::sql_query(CREATE_BATCH_SQL)
+            .bind::<Array<SqlUuid>, _>(&cons_ids)
+            .bind::<Array<Text>, _>(requests.iter().map(|r| r.principal).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(
+                requests
+                    .iter()
+                    .map(|r| r.idempotency.as_ref().map(|k| k.key.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Bytea>>, _>(
+                requests
+                    .iter()
+                    .map(|r| r.idempotency.as_ref().map(|k| k.request_sha256.as_slice()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<SqlUuid>>, _>(
+                requests
+                    .iter()
+                    .map(|r| match &r.command.client {
+                        ClientRef::Existing(id) => Some(*id),
+                        ClientRef::Match(_) => None,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Text>>, _>(
+                matches()
+                    .map(|c| c.map(|c| c.phone_number.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Text>>, _>(
+                matches()
+                    .map(|c| c.and_then(|c| c.email.as_ref()).map(|e| e.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Text>>, _>(
+                matches()
+                    .map(|c| c.and_then(|c| c.org_inn.as_ref()).map(|i| i.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(
+                drafts()
+                    .map(|t| t.consultation_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(drafts().map(|t| t.source.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(drafts().map(|t| t.lang.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(
+                drafts()
+                    .map(|t| t.topic.as_ref().map(|t| t.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Text>>, _>(
+                drafts()
+                    .map(|t| t.comment.as_ref().map(|c| c.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Int2>>, _>(
+                drafts()
+                    .map(|t| t.importance.map(|i| i16::from(i.get())))
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Timestamptz>>, _>(
+                drafts().map(|t| t.scheduled_at).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(sync(Chatwoot))
+            .bind::<Array<Text>, _>(sync(Onec))
+            .bind::<Array<Bool>, _>(wants(Chatwoot))
+            .bind::<Array<Bool>, _>(wants(Onec))
+            .bind::<Text, _>(CREATE_OPERATION),
+    )
+    .load::<InsertedTicket>(connection)
+    .await?;
+    let mut created: std::collections::HashMap<Uuid, InsertedTicket> =
+        rows.into_iter().map(|row| (row.cons_id, row)).collect();
+    Ok(cons_ids
+        .iter()
+        .zip(requests)
+        .map(|(cons_id, request)| {
+            created.remove(cons_id).map(|row| CreatedTicket {
+                cons_id: row.cons_id,
+                client_id: row.client_id,
+                consultation_type: request.command.ticket.consultation_type,
+                source: request.command.ticket.source,
+                created_at: row.created_at,
+            })
+        })
+        .collect())
 }
 
 async fn replay(

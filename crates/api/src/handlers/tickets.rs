@@ -2,6 +2,7 @@
 //! list a client's tickets, and a ticket's change history.
 
 use crate::auth::Caller;
+use crate::batching::CreateJob;
 use crate::body::JsonBody;
 use crate::errors::{ApiError, ErrorEnvelope};
 use crate::state::AppState;
@@ -15,9 +16,7 @@ use cons_domain::{
     PhoneNumber, Source, SyncState, TicketDraft, TicketStatus, Topic,
 };
 use cons_store::StoreError;
-use cons_store::tickets::{
-    self, CreateOutcome, CreateTicket, CreatedTicket, IdempotencyKey, TicketView,
-};
+use cons_store::tickets::{self, CreateOutcome, CreatedTicket, IdempotencyKey, TicketView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -409,33 +408,26 @@ pub async fn create_ticket(
     let command = body
         .value
         .into_command(&caller, Utc::now(), &state.intake)?;
-    let principal = caller.principal();
-    let create = CreateTicket {
-        command: &command,
-        principal: &principal,
+    let job = CreateJob {
+        command,
+        principal: caller.principal(),
         idempotency: key.map(|key| IdempotencyKey {
             key,
             request_sha256: body.sha256,
         }),
     };
-    let mut connection = state.pool.get().await.map_err(StoreError::from)?;
-    let outcome = match tickets::create(&mut connection, &create).await {
+    let has_key = job.idempotency.is_some();
+    let outcome = match state.creates.create(job).await {
         Ok(outcome) => outcome,
         // Only a request with a key ever waits on a lock: behind the same key in flight.
-        Err(StoreError::LockTimeout) if create.idempotency.is_some() => {
+        Err(StoreError::LockTimeout) if has_key => {
             metrics::counter!("idempotency_conflict_total").increment(1);
             return Err(ApiError::IdempotencyKeyInFlight);
         }
         Err(error) => return Err(error.into()),
     };
     let (created, replayed) = match outcome {
-        CreateOutcome::Created(created) => {
-            state.relay_waker.wake();
-            metrics::counter!("tickets_created_total",
-                "consultation_type" => created.consultation_type.as_str(), "source" => created.source.as_str())
-            .increment(1);
-            (created, false)
-        }
+        CreateOutcome::Created(created) => (created, false),
         CreateOutcome::Replayed(created) => {
             metrics::counter!("idempotency_replay_total").increment(1);
             (created, true)

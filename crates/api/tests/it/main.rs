@@ -152,6 +152,22 @@ impl TestApp {
             .unwrap()
             .n
     }
+
+    /// The `value` column of every row `sql` returns.
+    pub async fn column(&self, sql: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let mut connection = self.db.pool().get().await.unwrap();
+        diesel_async::RunQueryDsl::load::<Row>(diesel::sql_query(sql), &mut connection)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.value)
+            .collect()
+    }
 }
 
 /// Serves the production app over `pool` on a free loopback port; returns its base URL.
@@ -163,8 +179,10 @@ pub fn serve(pool: Pool) -> String {
 }
 
 pub fn serve_with(pool: Pool, access: Access) -> String {
+    let relay_waker = cons_api::wake::RelayWaker::start(pool.clone());
     let state = AppState {
-        relay_waker: cons_api::wake::RelayWaker::start(pool.clone()),
+        creates: cons_api::batching::CreateBatcher::start(pool.clone(), relay_waker.clone()),
+        relay_waker,
         pool,
         service_tokens: ServiceTokens::parse(&format!(
             "site:{SITE_TOKEN},call-centre:{CALL_CENTRE_TOKEN}"

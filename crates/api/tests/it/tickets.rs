@@ -265,6 +265,121 @@ async fn concurrent_requests_with_one_key_make_one_ticket() {
     assert_eq!(app.count("sys.outbox").await, 2);
 }
 
+/// Creates that arrive together are written in shared statements (one per batch); each
+/// caller still gets the answer it would have had alone. The outbox is locked for a moment
+/// so that requests queue up and the batches are certainly larger than one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_creates_is_batched_and_each_gets_its_own_answer() {
+    let app = TestApp::with_pool(PoolSettings {
+        max_size: 8,
+        ..PoolSettings::for_tests()
+    })
+    .await;
+    let alone = |phone: &str| {
+        let mut body = ticket_body(phone);
+        body["client"]["email"] = json!(null);
+        body["client"]["org_inn"] = json!(null);
+        body
+    };
+    let known = ["+998901000001", "+998901000002", "+998901000003"];
+    for phone in known {
+        let (status, _, body) = app.create(&alone(phone), None).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut blocker = app.db.pool().get().await.unwrap();
+    AnsiTransactionManager::begin_transaction(&mut *blocker)
+        .await
+        .unwrap();
+    blocker
+        .batch_execute("LOCK TABLE sys.outbox IN SHARE MODE")
+        .await
+        .unwrap();
+
+    // (body, key, expected status)
+    let mut burst: Vec<(serde_json::Value, Option<String>, u16)> = Vec::new();
+    for i in 0..24 {
+        burst.push((alone(known[i % 3]), None, 201));
+    }
+    for i in 0..4 {
+        burst.push((alone(&format!("+99890200000{i}")), None, 201));
+    }
+    for _ in 0..3 {
+        let mut body = alone(known[0]);
+        body["client"] = json!({ "client_id": uuid::Uuid::now_v7() });
+        burst.push((body, None, 422));
+    }
+    for i in 0..4 {
+        // Each key twice with the same body: one ticket, the other answer a replay.
+        for _ in 0..2 {
+            burst.push((alone(known[i % 3]), Some(format!("pair-{i}")), 201));
+        }
+    }
+    let tasks: Vec<_> = burst
+        .into_iter()
+        .map(|(body, key, expected)| {
+            let (http, url) = (app.http.clone(), app.url("/api/tickets/create"));
+            tokio::spawn(async move {
+                let mut request = http.post(url).bearer_auth(crate::SITE_TOKEN).json(&body);
+                if let Some(key) = &key {
+                    request = request.header("Idempotency-Key", key);
+                }
+                let (status, headers, answer) = respond(request).await;
+                (body, key, expected, status, headers, answer)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    AnsiTransactionManager::commit_transaction(&mut *blocker)
+        .await
+        .unwrap();
+
+    let mut by_key: std::collections::HashMap<String, Vec<(String, bool)>> = Default::default();
+    for task in tasks {
+        let (body, key, expected, status, headers, answer) = task.await.unwrap();
+        assert_eq!(status, expected, "{body} -> {answer}");
+        if status == 422 {
+            assert_eq!(answer["error"]["code"], "validation_failed", "{answer}");
+            continue;
+        }
+        let phone = body["client"]["phone_number"].as_str().unwrap();
+        let client: String = app
+            .column(&format!(
+                "SELECT client_id::text AS value FROM cons.clients WHERE phone_number = '{phone}'"
+            ))
+            .await
+            .remove(0);
+        assert_eq!(answer["client_id"], client.as_str(), "{body}");
+        if let Some(key) = key {
+            by_key.entry(key).or_default().push((
+                answer["cons_id"].as_str().unwrap().to_owned(),
+                headers.contains_key("idempotent-replayed"),
+            ));
+        }
+    }
+    for (key, answers) in &by_key {
+        assert_eq!(answers[0].0, answers[1].0, "{key}: one ticket");
+        assert_eq!(
+            answers.iter().filter(|(_, replayed)| *replayed).count(),
+            1,
+            "{key}: one replay"
+        );
+    }
+    // 3 before, 24 for known clients, 4 for new ones, 4 keyed pairs.
+    assert_eq!(app.count("cons.tickets").await, 35);
+    assert_eq!(app.count("cons.ticket_history").await, 35);
+    assert_eq!(app.count("sys.outbox").await, 70);
+    assert_eq!(app.count("sys.idempotency_keys").await, 4);
+    assert_eq!(app.count("cons.clients").await, 7);
+    // Tickets written by one statement share its transaction's time.
+    let batched = app
+        .column(
+            "SELECT count(*)::text AS value FROM (SELECT created_at FROM cons.tickets
+             GROUP BY created_at HAVING count(*) > 1) shared",
+        )
+        .await;
+    assert_ne!(batched, ["0"], "no batch held more than one ticket");
+}
+
 #[tokio::test]
 async fn a_request_whose_key_is_still_in_flight_is_409() {
     let app = TestApp::with_pool(PoolSettings {

@@ -86,6 +86,58 @@ fn main() -> ExitCode {
     }
 }
 
+/// cons-api's `ticket_create_batch_size` histogram: how many create statements it ran and
+/// how many tickets they carried.
+#[derive(Debug, Clone, Copy, Default)]
+struct BatchSizes {
+    statements: f64,
+    tickets: f64,
+}
+
+impl BatchSizes {
+    fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<BatchSizes> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| {
+                    line.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0.0)
+        };
+        Ok(BatchSizes {
+            statements: value("ticket_create_batch_size_count"),
+            tickets: value("ticket_create_batch_size_sum"),
+        })
+    }
+
+    fn since(self, before: BatchSizes) -> BatchSizes {
+        BatchSizes {
+            statements: self.statements - before.statements,
+            tickets: self.tickets - before.tickets,
+        }
+    }
+
+    fn mean(self) -> String {
+        if self.statements > 0.0 {
+            format!("{:.1}", self.tickets / self.statements)
+        } else {
+            "-".into()
+        }
+    }
+}
+
 /// Everything the report needs.
 struct Report {
     run: RunInfo,
@@ -97,6 +149,9 @@ struct Report {
     half_rate: f64,
     half: Outcome,
     half_cpu: CpuUsage,
+    /// Tickets per create statement in each run (cons-api batches concurrent creates).
+    max_batches: BatchSizes,
+    half_batches: BatchSizes,
     peak_rss_kib: u64,
     api_exit: String,
     clients_in_db: i64,
@@ -185,9 +240,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Account::Process(api_pid),
         Account::Process(std::process::id()),
     ]);
+    let batches_before = BatchSizes::scrape(addr)?;
     let before = meter.snapshot()?;
     let max = load::closed_loop(&target, args.clients, Duration::from_secs(args.seconds), 0)?;
     let max_cpu = meter.since(&before)?;
+    let max_batches = BatchSizes::scrape(addr)?.since(batches_before);
     api.check_running()?;
     if max.ok == 0 {
         bail!(
@@ -209,6 +266,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         thousands(half_rate),
         args.seconds
     ));
+    let batches_before = BatchSizes::scrape(addr)?;
     let before = meter.snapshot()?;
     let half = load::open_loop(
         &target,
@@ -218,6 +276,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         MAX_OVERRUN,
     )?;
     let half_cpu = meter.since(&before)?;
+    let half_batches = BatchSizes::scrape(addr)?.since(batches_before);
     api.check_running()?;
     let peak_rss_kib = machine::peak_rss_kib(api_pid)?;
 
@@ -236,6 +295,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         half_rate,
         half,
         half_cpu,
+        max_batches,
+        half_batches,
         peak_rss_kib,
         api_exit,
         clients_in_db,
@@ -454,6 +515,11 @@ fn render(args: &Args, r: &Report) -> String {
         r.warmup.errors.describe(),
         r.max.errors.describe(),
         r.half.errors.describe()
+    ));
+    line(format!(
+        "| tickets per create statement (mean): max / half rate | {} / {} | |",
+        r.max_batches.mean(),
+        r.half_batches.mean()
     ));
     line(format!(
         "| CPU per request at max: PostgreSQL / cons-api / load generator | {} / {} / {} µs | {} |",

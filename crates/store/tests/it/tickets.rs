@@ -301,6 +301,164 @@ async fn the_ticket_and_its_outbox_entries_commit_or_roll_back_together() {
     }
 }
 
+fn request<'a>(
+    command: &'a NewTicket,
+    principal: &'a str,
+    key: Option<(&str, u8)>,
+) -> CreateTicket<'a> {
+    CreateTicket {
+        command,
+        principal,
+        idempotency: key.map(|(key, body)| IdempotencyKey {
+            key: key.into(),
+            request_sha256: [body; 32],
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_creates_the_tickets_of_known_clients_and_leaves_the_rest_to_the_single_create() {
+    let db = TestDatabase::new().await;
+    let known = created(
+        create(db.pool(), &ticket_for("+998901111111"), Some(("taken", 1)))
+            .await
+            .unwrap(),
+    );
+    let by_phone = ticket_for("+998901111111");
+    let mut by_id = ticket_for("+998909999999");
+    by_id.client = ClientRef::Existing(known.client_id);
+    by_id.ticket.consultation_type = ConsultationType::TechSupport;
+    let new_client = ticket_for("+998902222222");
+    let mut nobody = ticket_for("+998903333333");
+    nobody.client = ClientRef::Existing(Uuid::now_v7());
+    let batch = [
+        request(&by_phone, "service:site", None),
+        request(&by_id, "service:call-centre", Some(("k1", 1))),
+        request(&new_client, "service:site", None),
+        request(&nobody, "service:site", None),
+        // The same key again in the same batch, and a key used before.
+        request(&by_phone, "service:call-centre", Some(("k1", 1))),
+        request(&by_phone, "service:site", Some(("taken", 2))),
+    ];
+
+    let mut connection = db.pool().get().await.unwrap();
+    let outcome = tickets::create_batch(&mut connection, &batch)
+        .await
+        .unwrap();
+
+    let made: Vec<bool> = outcome.iter().map(Option::is_some).collect();
+    assert_eq!(made, [true, true, false, false, false, false]);
+    for created in outcome.iter().flatten() {
+        assert_eq!(created.client_id, known.client_id);
+    }
+    assert_eq!(
+        outcome[1].as_ref().unwrap().consultation_type,
+        ConsultationType::TechSupport
+    );
+    let batch_ids = format!(
+        "('{}', '{}')",
+        outcome[0].as_ref().unwrap().cons_id,
+        outcome[1].as_ref().unwrap().cons_id
+    );
+    for (sql, expected) in [
+        (
+            format!(
+                "SELECT count(*) AS n FROM cons.tickets WHERE cons_id IN {batch_ids} AND status = 'new'"
+            ),
+            2,
+        ),
+        (
+            format!(
+                "SELECT count(*) AS n FROM cons.tickets WHERE cons_id IN {batch_ids} AND sync_onec = 'not_applicable' AND created_by = 'service:call-centre'"
+            ),
+            1,
+        ),
+        (
+            format!(
+                "SELECT count(*) AS n FROM cons.ticket_history WHERE cons_id IN {batch_ids} AND new_value = 'new' AND source = 'api'"
+            ),
+            2,
+        ),
+        // Accounting: Chatwoot and 1C; tech support: Chatwoot only.
+        (
+            format!(
+                "SELECT count(*) AS n FROM sys.outbox WHERE cons_id IN {batch_ids} AND kind = 'ticket.create' AND status = 'pending'"
+            ),
+            3,
+        ),
+        (
+            "SELECT count(*) AS n FROM sys.idempotency_keys".to_owned(),
+            2,
+        ),
+        ("SELECT count(*) AS n FROM cons.clients".to_owned(), 1),
+    ] {
+        assert_eq!(count(db.pool(), &sql).await, expected, "{sql}");
+    }
+
+    // What the batch left, the single create settles.
+    let rest: Vec<CreateOutcome> = {
+        let mut rest = Vec::new();
+        for request in &batch[2..] {
+            rest.push(tickets::create(&mut connection, request).await.unwrap());
+        }
+        rest
+    };
+    assert!(matches!(rest[0], CreateOutcome::Created(_)));
+    assert_eq!(rest[1], CreateOutcome::UnknownClient);
+    assert_eq!(
+        rest[2],
+        CreateOutcome::Replayed(outcome[1].clone().unwrap())
+    );
+    assert_eq!(rest[3], CreateOutcome::KeyReused);
+}
+
+#[tokio::test]
+async fn a_batch_commits_or_rolls_back_as_a_whole() {
+    let db = TestDatabase::new().await;
+    created(
+        create(db.pool(), &ticket_for("+998901111111"), None)
+            .await
+            .unwrap(),
+    );
+    let mut connection = db.pool().get().await.unwrap();
+    connection
+        .batch_execute(
+            "CREATE FUNCTION sys.refuse_onec() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.target = 'onec' THEN RAISE EXCEPTION 'outbox refused'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER refuse_onec BEFORE INSERT ON sys.outbox FOR EACH ROW EXECUTE FUNCTION sys.refuse_onec();",
+        )
+        .await
+        .unwrap();
+    let mut tech_support = ticket_for("+998901111111");
+    tech_support.ticket.consultation_type = ConsultationType::TechSupport;
+    let accounting = ticket_for("+998901111111");
+
+    // The tech-support ticket alone would pass; the accounting one's 1C entry fails.
+    let error = tickets::create_batch(
+        &mut connection,
+        &[
+            request(&tech_support, "service:site", Some(("a", 1))),
+            request(&accounting, "service:site", Some(("b", 1))),
+        ],
+    )
+    .await
+    .unwrap_err();
+
+    assert!(error.to_string().contains("outbox refused"), "{error}");
+    for (table, before) in [
+        ("cons.tickets", 1),
+        ("cons.ticket_history", 1),
+        ("sys.outbox", 2),
+        ("sys.idempotency_keys", 0),
+    ] {
+        assert_eq!(
+            count(db.pool(), &format!("SELECT count(*) AS n FROM {table}")).await,
+            before,
+            "{table}"
+        );
+    }
+}
+
 /// A pool big enough for the concurrency tests.
 pub(crate) fn wide_pool(db: &TestDatabase, lock_timeout: Duration) -> Pool {
     let settings = PoolSettings {
