@@ -414,6 +414,63 @@ async fn a_request_whose_key_is_still_in_flight_is_409() {
     assert_eq!(app.count("cons.tickets").await, 0);
 }
 
+/// A create stuck behind a lock (its key still in flight elsewhere) holds up the others
+/// for a moment at most: the next batch starts beside the stuck one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_waiting_on_a_lock_does_not_hold_up_the_others() {
+    let app = TestApp::with_pool(PoolSettings {
+        max_size: 8,
+        lock_timeout: Duration::from_secs(3),
+        ..PoolSettings::for_tests()
+    })
+    .await;
+    let mut first = app.db.pool().get().await.unwrap();
+    AnsiTransactionManager::begin_transaction(&mut *first)
+        .await
+        .unwrap();
+    first
+        .batch_execute(
+            "INSERT INTO cons.clients (client_id, name) VALUES ('00000000-0000-7000-8000-000000000001', 'x');
+             INSERT INTO cons.tickets (cons_id, client_id, consultation_type, source, lang, sync_chatwoot, sync_onec, created_by)
+             VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001',
+                     'accounting', 'site', 'ru', 'pending', 'pending', 'service:site');
+             INSERT INTO sys.idempotency_keys (principal, operation, key, request_sha256, cons_id)
+             VALUES ('service:site', 'ticket.create', 'busy', '\\x00', '00000000-0000-7000-8000-000000000002');",
+        )
+        .await
+        .unwrap();
+    let stuck = {
+        let (http, url) = (app.http.clone(), app.url("/api/tickets/create"));
+        tokio::spawn(async move {
+            respond(
+                http.post(url)
+                    .bearer_auth(crate::SITE_TOKEN)
+                    .header("Idempotency-Key", "busy")
+                    .json(&ticket_body("+998901234567")),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        let (status, _, body) = app
+            .create(&ticket_body(&format!("+99890765432{i}")), None)
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let others = started.elapsed();
+    assert!(!stuck.is_finished(), "the stuck create is still waiting");
+    assert!(others < Duration::from_secs(1), "{others:?}");
+
+    AnsiTransactionManager::rollback_transaction(&mut *first)
+        .await
+        .unwrap();
+    let (status, _, body) = stuck.await.unwrap();
+    assert_eq!(status, 201, "{body}");
+}
+
 #[tokio::test]
 async fn a_created_ticket_wakes_a_listening_relay() {
     use diesel_async::AsyncConnection;
