@@ -118,8 +118,59 @@ struct Drain {
     /// Entries claimed more than once.
     redelivered: u64,
     not_delivered: u64,
+    /// WAL written during the drain, all processes together.
+    wal_bytes: u64,
+    /// Updates of tickets and of outbox entries during the drain, and how many of them
+    /// were HOT (no new index entries).
+    updates: TableUpdates,
     peak_rss_kib: u64,
     exit: String,
+}
+
+/// `n_tup_upd` and `n_tup_hot_upd` of `cons.tickets` and `sys.outbox`.
+#[derive(Debug, Clone, Copy, Default)]
+struct TableUpdates {
+    tickets: (u64, u64),
+    outbox: (u64, u64),
+}
+
+impl TableUpdates {
+    fn read(pg: &Pg) -> anyhow::Result<TableUpdates> {
+        let row = |table: &str| -> anyhow::Result<(u64, u64)> {
+            let value = pg.sql(
+                "cons",
+                &format!(
+                    "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables
+                     WHERE relid = '{table}'::regclass"
+                ),
+            )?;
+            let (all, hot) = value
+                .split_once(' ')
+                .with_context(|| format!("unexpected statistics {value:?}"))?;
+            Ok((all.parse()?, hot.parse()?))
+        };
+        Ok(TableUpdates {
+            tickets: row("cons.tickets")?,
+            outbox: row("sys.outbox")?,
+        })
+    }
+
+    fn since(self, before: TableUpdates) -> TableUpdates {
+        let minus =
+            |a: (u64, u64), b: (u64, u64)| (a.0.saturating_sub(b.0), a.1.saturating_sub(b.1));
+        TableUpdates {
+            tickets: minus(self.tickets, before.tickets),
+            outbox: minus(self.outbox, before.outbox),
+        }
+    }
+
+    fn hot_share(pair: (u64, u64)) -> String {
+        if pair.0 == 0 {
+            "-".into()
+        } else {
+            format!("{:.0} %", 100.0 * pair.1 as f64 / pair.0 as f64)
+        }
+    }
 }
 
 impl Drain {
@@ -475,6 +526,8 @@ fn drain(
     from: u64,
 ) -> anyhow::Result<(Drain, Service)> {
     let posted_before = sink.received();
+    let wal_before = pg.sql("cons", "SELECT pg_current_wal_insert_lsn()")?;
+    let updates_before = TableUpdates::read(pg)?;
     let mut running = relay.start()?;
     let meter = relay.meter(running.check_running()?);
     let before = meter.snapshot()?;
@@ -524,6 +577,13 @@ fn drain(
     }
     let window = first.elapsed();
     let cpu = meter.since(&before)?;
+    let wal_bytes = count(
+        pg,
+        &format!("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '{wal_before}')::bigint"),
+    )?;
+    // Table statistics reach the shared counters within a second of each transaction.
+    std::thread::sleep(Duration::from_millis(1500));
+    let updates = TableUpdates::read(pg)?.since(updates_before);
     let extra_posts = posted().saturating_sub(entries);
     let redelivered = count(
         pg,
@@ -540,6 +600,8 @@ fn drain(
         extra_posts,
         redelivered,
         not_delivered,
+        wal_bytes,
+        updates,
         peak_rss_kib: 0,
         exit: String::new(),
     };
@@ -803,6 +865,12 @@ fn render(args: &Args, r: &Report) -> String {
             per(account(Some(&d.cpu), 1), d.entries),
             per(account(Some(&d.cpu), 2), d.entries),
             busy(&d.cpu)
+        ));
+        line(format!(
+            "| {name} drain: WAL per entry; HOT share of ticket / outbox updates | {} bytes; {} / {} | |",
+            d.wal_bytes / d.entries.max(1),
+            TableUpdates::hot_share(d.updates.tickets),
+            TableUpdates::hot_share(d.updates.outbox)
         ));
         line(format!(
             "| {name} drain: not delivered / claimed more than once / extra posts | {} / {} / {} | |",

@@ -333,7 +333,8 @@ async fn an_empty_database_reports_every_migration_pending() {
             "20261127000003".to_owned(),
             "20261127000004".to_owned(),
             "20261127100000".to_owned(),
-            "20261127200000".to_owned()
+            "20261127200000".to_owned(),
+            "20261127210000".to_owned()
         ]
     );
 }

@@ -1,0 +1,2 @@
+ALTER TABLE sys.outbox RESET (fillfactor);
+ALTER TABLE cons.tickets RESET (fillfactor);
