@@ -323,7 +323,7 @@ impl<D: Deliver> Relay<D> {
             .record(started.elapsed().as_secs_f64());
         let now = chrono::Utc::now();
         for (entry, outcome) in results {
-            if !recorded.contains(&entry.id) {
+            if !recorded.contains(&entry.lease_token) {
                 tracing::warn!(outbox.id = entry.id, outbox.target = %entry.target, "lease lost before the outcome was recorded");
                 metrics::counter!("outbox_lease_lost_total", "target" => entry.target.clone())
                     .increment(1);

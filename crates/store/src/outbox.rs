@@ -247,30 +247,32 @@ pub enum Effect {
 /// Records the outcomes of a batch in one transaction of a few set-based statements,
 /// whatever the batch size. Each outbox update matches the lease token the entry was
 /// claimed with, so a worker whose lease expired (and whose entry another worker may have
-/// taken) changes nothing, and its effects are not written either. Returns the ids whose
-/// outcome was recorded.
+/// taken) changes nothing, and its effects are not written either. Returns the lease
+/// tokens whose outcome was recorded: a worker can hold two results for one entry (its
+/// own expired claim and the claim after it), and only the current one counts.
 pub async fn complete(
     connection: &mut PooledConnection,
     results: &[(Claimed, Outcome)],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Uuid>, StoreError> {
     use diesel_async::AsyncConnection;
     if results.is_empty() {
         return Ok(Vec::new());
     }
     connection
-        .transaction::<Vec<i64>, StoreError, _>(async |tx| {
+        .transaction::<Vec<Uuid>, StoreError, _>(async |tx| {
             let recorded = record_outcomes(tx, results).await?;
             let delivered: Vec<&(Claimed, Outcome)> = results
                 .iter()
                 .filter(|(entry, outcome)| {
-                    recorded.contains(&entry.id) && matches!(outcome, Outcome::Delivered { .. })
+                    recorded.contains(&entry.lease_token)
+                        && matches!(outcome, Outcome::Delivered { .. })
                 })
                 .collect();
             write_effects(tx, &delivered).await?;
             let touched: Vec<&Claimed> = results
                 .iter()
                 .map(|(entry, _)| entry)
-                .filter(|e| recorded.contains(&e.id))
+                .filter(|e| recorded.contains(&e.lease_token))
                 .collect();
             refresh_sync_state(tx, &touched).await?;
             Ok(recorded)
@@ -279,16 +281,17 @@ pub async fn complete(
 }
 
 #[derive(QueryableByName)]
-struct RecordedId {
-    #[diesel(sql_type = diesel::sql_types::Int8)]
-    id: i64,
+struct RecordedToken {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    token: Uuid,
 }
 
 /// Moves each entry to its new status and logs the attempt, fenced by the lease token.
+/// Returns the tokens that matched.
 async fn record_outcomes(
     tx: &mut diesel_async::AsyncPgConnection,
     results: &[(Claimed, Outcome)],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Uuid>, StoreError> {
     use diesel::sql_types::{
         Array, Int2, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid,
     };
@@ -344,15 +347,15 @@ WITH input AS (
     -- made while statistics counted few entries in flight compared every entry in flight
     -- with every outcome.
     WHERE o.id = i.id AND o.lease_token = i.token
-    RETURNING o.id
+    RETURNING o.id, i.token
 ), attempts AS (
     INSERT INTO sys.outbox_attempts (outbox_id, attempt, started_at, outcome, http_status, error)
     SELECT i.id, i.attempt, i.started_at,
            CASE i.status WHEN 'pending' THEN 'retry' ELSE i.status END, i.http_status, i.error
-    FROM input i JOIN updated u ON u.id = i.id
+    FROM input i JOIN updated u ON u.token = i.token
     ON CONFLICT (outbox_id, attempt) DO NOTHING
 )
-SELECT id FROM updated
+SELECT token FROM updated
 "#,
     )
     .bind::<Array<Int8>, _>(ids)
@@ -363,9 +366,9 @@ SELECT id FROM updated
     .bind::<Array<Nullable<Int2>>, _>(http_statuses)
     .bind::<Array<Int4>, _>(attempts)
     .bind::<Array<Timestamptz>, _>(started))
-    .load::<RecordedId>(tx)
+    .load::<RecordedToken>(tx)
     .await?;
-    Ok(recorded.into_iter().map(|r| r.id).collect())
+    Ok(recorded.into_iter().map(|r| r.token).collect())
 }
 
 /// Writes what delivered entries created at the peers: external ids on the ticket and the

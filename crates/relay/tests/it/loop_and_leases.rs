@@ -293,10 +293,75 @@ async fn an_expired_lease_is_claimed_again_and_the_late_worker_is_fenced_off() {
     )
     .await
     .unwrap();
-    assert_eq!(current, [second[0].id]);
+    assert_eq!(current, [second[0].lease_token]);
     assert_eq!(
         column(db.pool(), "SELECT status AS value FROM sys.outbox").await,
         ["delivered"]
+    );
+}
+
+/// A relay can hold two results for one entry: its own attempt whose lease expired, and
+/// the attempt of its claim after that. Recorded together, only the current one counts:
+/// one attempt logged, one set of effects (one follow-up), one delivery.
+#[tokio::test]
+async fn a_stale_and_a_current_result_for_one_entry_record_once() {
+    let db = TestDatabase::new().await;
+    ticket(db.pool(), &["onec"]).await;
+    let mut connection = db.pool().get().await.unwrap();
+    let claim = async |connection: &mut cons_store::pool::PooledConnection| {
+        outbox::claim(
+            connection,
+            "worker-a",
+            &[Target::Onec],
+            10,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+    };
+    let stale = claim(&mut connection).await;
+    column(
+        db.pool(),
+        "UPDATE sys.outbox SET lease_expires_at = now() - interval '1 millisecond' RETURNING '' AS value",
+    )
+    .await;
+    let current = claim(&mut connection).await;
+    assert_eq!((stale.len(), current.len()), (1, 1));
+    assert_eq!(stale[0].id, current[0].id);
+    let delivered = || Outcome::Delivered {
+        effect: Effect::OnecTicket {
+            counterparty_key: uuid::Uuid::now_v7(),
+            ref_key: uuid::Uuid::now_v7(),
+            number: "ЦЛ-000001".into(),
+        },
+    };
+
+    let recorded = outbox::complete(
+        &mut connection,
+        &[
+            (stale[0].clone(), delivered()),
+            (current[0].clone(), delivered()),
+        ],
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(recorded, [current[0].lease_token]);
+    assert_eq!(
+        column(
+            db.pool(),
+            "SELECT kind || ' ' || status AS value FROM sys.outbox ORDER BY id",
+        )
+        .await,
+        ["ticket.create delivered", "ticket.onec_number pending"]
+    );
+    assert_eq!(
+        column(
+            db.pool(),
+            "SELECT attempt || ' ' || outcome AS value FROM sys.outbox_attempts",
+        )
+        .await,
+        ["2 delivered"]
     );
 }
 

@@ -962,6 +962,11 @@ async fn two_relays_on_one_database_share_the_work_without_duplicating_an_effect
         "dead": audit.dead,
         "delivered_by_first": by_first,
         "delivered_by_second": by_second,
+        "entries_by_kind_and_attempts": crate::column(
+            db.pool(),
+            "SELECT kind || ' x' || attempts || ': ' || count(*) AS value FROM sys.outbox GROUP BY kind, attempts ORDER BY 1",
+        )
+        .await,
         "drain_time_ms": drained.map(|d| d.as_millis()),
     });
     println!("{figures}");
