@@ -380,6 +380,27 @@ async fn a_burst_of_creates_is_batched_and_each_gets_its_own_answer() {
     assert_ne!(batched, ["0"], "no batch held more than one ticket");
 }
 
+/// The first request with `key`, as another API process would hold it: its ticket and
+/// key inserted, not yet committed. Roll back or commit the returned connection.
+async fn key_in_flight(app: &TestApp, key: &str) -> cons_store::pool::PooledConnection {
+    let mut first = app.db.pool().get().await.unwrap();
+    AnsiTransactionManager::begin_transaction(&mut *first)
+        .await
+        .unwrap();
+    first
+        .batch_execute(&format!(
+            "INSERT INTO cons.clients (client_id, name) VALUES ('00000000-0000-7000-8000-000000000001', 'x');
+             INSERT INTO cons.tickets (cons_id, client_id, consultation_type, source, lang, sync_chatwoot, sync_onec, created_by)
+             VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001',
+                     'accounting', 'site', 'ru', 'pending', 'pending', 'service:site');
+             INSERT INTO sys.idempotency_keys (principal, operation, key, request_sha256, cons_id)
+             VALUES ('service:site', 'ticket.create', '{key}', '\\x00', '00000000-0000-7000-8000-000000000002');",
+        ))
+        .await
+        .unwrap();
+    first
+}
+
 #[tokio::test]
 async fn a_request_whose_key_is_still_in_flight_is_409() {
     let app = TestApp::with_pool(PoolSettings {
@@ -387,22 +408,7 @@ async fn a_request_whose_key_is_still_in_flight_is_409() {
         ..PoolSettings::for_tests()
     })
     .await;
-    // The first request with this key: inserted, not yet committed.
-    let mut first = app.db.pool().get().await.unwrap();
-    AnsiTransactionManager::begin_transaction(&mut *first)
-        .await
-        .unwrap();
-    first
-        .batch_execute(
-            "INSERT INTO cons.clients (client_id, name) VALUES ('00000000-0000-7000-8000-000000000001', 'x');
-             INSERT INTO cons.tickets (cons_id, client_id, consultation_type, source, lang, sync_chatwoot, sync_onec, created_by)
-             VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001',
-                     'accounting', 'site', 'ru', 'pending', 'pending', 'service:site');
-             INSERT INTO sys.idempotency_keys (principal, operation, key, request_sha256, cons_id)
-             VALUES ('service:site', 'ticket.create', 'busy', '\\x00', '00000000-0000-7000-8000-000000000002');",
-        )
-        .await
-        .unwrap();
+    let mut first = key_in_flight(&app, "busy").await;
     let (status, headers, body) = app
         .create(&ticket_body("+998901234567"), Some("busy"))
         .await;
@@ -424,21 +430,7 @@ async fn a_create_waiting_on_a_lock_does_not_hold_up_the_others() {
         ..PoolSettings::for_tests()
     })
     .await;
-    let mut first = app.db.pool().get().await.unwrap();
-    AnsiTransactionManager::begin_transaction(&mut *first)
-        .await
-        .unwrap();
-    first
-        .batch_execute(
-            "INSERT INTO cons.clients (client_id, name) VALUES ('00000000-0000-7000-8000-000000000001', 'x');
-             INSERT INTO cons.tickets (cons_id, client_id, consultation_type, source, lang, sync_chatwoot, sync_onec, created_by)
-             VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001',
-                     'accounting', 'site', 'ru', 'pending', 'pending', 'service:site');
-             INSERT INTO sys.idempotency_keys (principal, operation, key, request_sha256, cons_id)
-             VALUES ('service:site', 'ticket.create', 'busy', '\\x00', '00000000-0000-7000-8000-000000000002');",
-        )
-        .await
-        .unwrap();
+    let mut first = key_in_flight(&app, "busy").await;
     let stuck = {
         let (http, url) = (app.http.clone(), app.url("/api/tickets/create"));
         tokio::spawn(async move {

@@ -282,17 +282,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     fresh.peak_rss_kib = machine::peak_rss_kib(relay_pid)?;
     fresh.exit = running.stop()?.to_string();
     let mut fresh_rates = vec![fresh.rate()];
-    for rep in 1..args.drain_reps {
-        let from = fill(
-            pg,
-            args.entries / TARGETS,
-            Fill::Pending,
-            rep as u64 * 100_000_000,
-        )?;
-        let (again, mut running) = drain(pg, &sink, &relay, args.entries, from)?;
-        running.stop()?;
-        fresh_rates.push(again.rate());
-    }
+    fresh_rates.extend(more_drains(pg, &sink, &relay, args, 0)?);
 
     // Drain 2: the same work with a million delivered rows already in the table.
     let filling = Instant::now();
@@ -312,17 +302,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     full.peak_rss_kib = machine::peak_rss_kib(running.check_running()?)?;
     full.exit = running.stop()?.to_string();
     let mut full_rates = vec![full.rate()];
-    for rep in 1..args.drain_reps {
-        let from = fill(
-            pg,
-            args.entries / TARGETS,
-            Fill::Pending,
-            2_000_000_000 + rep as u64 * 100_000_000,
-        )?;
-        let (again, mut running) = drain(pg, &sink, &relay, args.entries, from)?;
-        running.stop()?;
-        full_rates.push(again.rate());
-    }
+    full_rates.extend(more_drains(pg, &sink, &relay, args, 2_000_000_000)?);
 
     progress("stopping the sink and the cluster");
     drop(sink);
@@ -540,6 +520,26 @@ fn fill(pg: &Pg, tickets: u64, fill: Fill, offset: u64) -> anyhow::Result<u64> {
     pg.sql("cons", "VACUUM ANALYZE")?;
     pg.sql("cons", "CHECKPOINT")?;
     Ok(before)
+}
+
+/// The repetitions of a drain after its first (detailed) one, each of fresh pending
+/// entries (ticket ids above `offset`) by a fresh relay; their rates.
+fn more_drains(
+    pg: &Pg,
+    sink: &NoopSink,
+    relay: &Relay,
+    args: &Args,
+    offset: u64,
+) -> anyhow::Result<Vec<f64>> {
+    let mut rates = Vec::new();
+    for rep in 1..args.drain_reps {
+        let tickets_from = offset + rep as u64 * 100_000_000;
+        let from = fill(pg, args.entries / TARGETS, Fill::Pending, tickets_from)?;
+        let (again, mut running) = drain(pg, sink, relay, args.entries, from)?;
+        running.stop()?;
+        rates.push(again.rate());
+    }
+    Ok(rates)
 }
 
 fn count(pg: &Pg, sql: &str) -> anyhow::Result<u64> {

@@ -267,11 +267,9 @@ async fn an_idempotency_key_replays_the_first_ticket_and_refuses_another_body() 
     );
 }
 
-#[tokio::test]
-async fn the_ticket_and_its_outbox_entries_commit_or_roll_back_together() {
-    let db = TestDatabase::new().await;
+/// From now on the outbox refuses every 1C entry: the last write of an accounting create.
+async fn refuse_onec_entries(db: &TestDatabase) {
     let mut connection = db.pool().get().await.unwrap();
-    // Make the last write of the create fail: the outbox refuses its second entry.
     connection
         .batch_execute(
             "CREATE FUNCTION sys.refuse_onec() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -280,7 +278,13 @@ async fn the_ticket_and_its_outbox_entries_commit_or_roll_back_together() {
         )
         .await
         .unwrap();
-    drop(connection);
+}
+
+#[tokio::test]
+async fn the_ticket_and_its_outbox_entries_commit_or_roll_back_together() {
+    let db = TestDatabase::new().await;
+    // Make the last write of the create fail: the outbox refuses its second entry.
+    refuse_onec_entries(&db).await;
 
     let error = create(db.pool(), &ticket_for("+998901234567"), Some(("k", 1)))
         .await
@@ -420,15 +424,8 @@ async fn a_batch_commits_or_rolls_back_as_a_whole() {
             .await
             .unwrap(),
     );
+    refuse_onec_entries(&db).await;
     let mut connection = db.pool().get().await.unwrap();
-    connection
-        .batch_execute(
-            "CREATE FUNCTION sys.refuse_onec() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN IF NEW.target = 'onec' THEN RAISE EXCEPTION 'outbox refused'; END IF; RETURN NEW; END $$;
-             CREATE TRIGGER refuse_onec BEFORE INSERT ON sys.outbox FOR EACH ROW EXECUTE FUNCTION sys.refuse_onec();",
-        )
-        .await
-        .unwrap();
     let mut tech_support = ticket_for("+998901111111");
     tech_support.ticket.consultation_type = ConsultationType::TechSupport;
     let accounting = ticket_for("+998901111111");
