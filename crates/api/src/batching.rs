@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 /// the next one start beside it, up to `MAX_IN_FLIGHT`, so one slow batch delays the
 /// others by `PATIENCE` at most.
 const PATIENCE: Duration = Duration::from_millis(2);
-const MAX_IN_FLIGHT: usize = 4;
+pub const MAX_IN_FLIGHT: usize = 4;
 /// The most requests in one statement (its arrays grow with it; beyond a few dozen the
 /// per-ticket cost no longer falls).
 const MAX_BATCH: usize = 64;

@@ -153,6 +153,27 @@ impl TestApp {
             .n
     }
 
+    /// Waits until at least `waiters` statements on this database wait for a lock (a
+    /// request reached a row or table someone holds); false if that took over `limit`.
+    pub async fn lock_waiters_reach(&self, waiters: usize, limit: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        loop {
+            let waiting = self
+                .column(
+                    "SELECT count(*)::text AS value FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .await;
+            if waiting.first().and_then(|n| n.parse::<usize>().ok()) >= Some(waiters) {
+                return true;
+            }
+            if started.elapsed() > limit {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// The `value` column of every row `sql` returns.
     pub async fn column(&self, sql: &str) -> Vec<String> {
         #[derive(diesel::QueryableByName)]

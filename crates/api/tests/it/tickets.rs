@@ -328,7 +328,10 @@ async fn a_burst_of_creates_is_batched_and_each_gets_its_own_answer() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every batch writer blocked on the lock: whatever arrives now queues. (If the burst
+    // came in so fast that fewer batches formed, those already hold many tickets each.)
+    app.lock_waiters_reach(cons_api::batching::MAX_IN_FLIGHT, Duration::from_secs(2))
+        .await;
     AnsiTransactionManager::commit_transaction(&mut *blocker)
         .await
         .unwrap();
@@ -443,7 +446,10 @@ async fn a_create_waiting_on_a_lock_does_not_hold_up_the_others() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        app.lock_waiters_reach(1, Duration::from_secs(10)).await,
+        "the keyed create reached the key's lock"
+    );
 
     let started = std::time::Instant::now();
     for i in 0..5 {
