@@ -60,8 +60,10 @@ pub struct CreateBatcher {
 }
 
 impl CreateBatcher {
-    /// Starts the batch writer on the current tokio runtime.
-    pub fn start(pool: Pool, waker: RelayWaker) -> CreateBatcher {
+    /// Starts the batch writer, and the task that wakes the relay after its commits, on
+    /// the current tokio runtime.
+    pub fn start(pool: Pool) -> CreateBatcher {
+        let waker = RelayWaker::start(pool.clone());
         let (queue, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(pool.clone(), waker.clone(), receiver));
         CreateBatcher { queue, pool, waker }

@@ -12,7 +12,7 @@ mod handlers;
 pub mod metrics;
 pub mod signature;
 pub mod state;
-pub mod wake;
+mod wake;
 
 use crate::config::ApiConfig;
 use crate::errors::ApiError;
@@ -175,10 +175,8 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
         // and retried on the first login (the API serves service tokens meanwhile).
         oidc.keys().refresh().await;
     }
-    let relay_waker = wake::RelayWaker::start(pool.clone());
     let state = AppState {
-        creates: batching::CreateBatcher::start(pool.clone(), relay_waker.clone()),
-        relay_waker,
+        creates: batching::CreateBatcher::start(pool.clone()),
         pool,
         service_tokens: config.service_tokens.clone(),
         intake: config.intake,

@@ -4,7 +4,6 @@ use crate::access::Access;
 use crate::auth::ServiceTokens;
 use crate::batching::CreateBatcher;
 use crate::handlers::webhooks::WebhookAuth;
-use crate::wake::RelayWaker;
 use cons_domain::IntakeLimits;
 use cons_store::Pool;
 
@@ -13,10 +12,8 @@ pub struct AppState {
     pub pool: Pool,
     pub service_tokens: ServiceTokens,
     pub intake: IntakeLimits,
-    /// Writes create requests, many per statement under load.
+    /// Writes create requests, many per statement under load, and wakes the relay.
     pub creates: CreateBatcher,
-    /// Wakes the relay after outbox entries are committed.
-    pub relay_waker: RelayWaker,
     /// Who may deliver webhooks.
     pub webhooks: WebhookAuth,
     /// Client logins, sessions, abuse limits and CORS; one for all workers.

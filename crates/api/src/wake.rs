@@ -1,4 +1,4 @@
-//! Waking the relay after a commit. Handlers call `wake()` (no I/O, never blocks); one
+//! Waking the relay after a commit. Writers call `wake()` (no I/O, never blocks); one
 //! background task turns the signals into NOTIFYs, one at a time, so a burst of commits
 //! costs one NOTIFY, not one each (see `cons_store::outbox::wake_relay` for why this is not
 //! a trigger).
@@ -7,9 +7,9 @@ use cons_store::Pool;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RelayWaker {
-    signal: Option<Arc<Notify>>,
+    signal: Arc<Notify>,
 }
 
 impl RelayWaker {
@@ -32,19 +32,10 @@ impl RelayWaker {
                 }
             }
         });
-        RelayWaker {
-            signal: Some(signal),
-        }
-    }
-
-    /// A waker that does nothing (tests that do not run a relay).
-    pub fn disabled() -> RelayWaker {
-        RelayWaker { signal: None }
+        RelayWaker { signal }
     }
 
     pub fn wake(&self) {
-        if let Some(signal) = &self.signal {
-            signal.notify_one();
-        }
+        self.signal.notify_one();
     }
 }

@@ -200,10 +200,8 @@ pub fn serve(pool: Pool) -> String {
 }
 
 pub fn serve_with(pool: Pool, access: Access) -> String {
-    let relay_waker = cons_api::wake::RelayWaker::start(pool.clone());
     let state = AppState {
-        creates: cons_api::batching::CreateBatcher::start(pool.clone(), relay_waker.clone()),
-        relay_waker,
+        creates: cons_api::batching::CreateBatcher::start(pool.clone()),
         pool,
         service_tokens: ServiceTokens::parse(&format!(
             "site:{SITE_TOKEN},call-centre:{CALL_CENTRE_TOKEN}"

@@ -25,13 +25,8 @@ const ONEC_SECRET: &str = "onec-webhook-secret-0123456";
 /// Serves the production API over the world's database and points both simulators'
 /// webhooks at it.
 fn receive_webhooks(world: &World) {
-    let relay_waker = cons_api::wake::RelayWaker::start(world.db.pool().clone());
     let state = AppState {
-        creates: cons_api::batching::CreateBatcher::start(
-            world.db.pool().clone(),
-            relay_waker.clone(),
-        ),
-        relay_waker,
+        creates: cons_api::batching::CreateBatcher::start(world.db.pool().clone()),
         pool: world.db.pool().clone(),
         service_tokens: ServiceTokens::default(),
         intake: IntakeLimits::default(),
