@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use cons_bench::http::request_bytes;
+use cons_bench::http::{Connection, request_bytes};
 use cons_bench::load::{self, Errors, Outcome, Target};
 use cons_bench::machine::{self, Account, CpuMeter, CpuUsage};
 use cons_bench::pg::{AnchorCluster, Length, Pg, PgbenchRun};
@@ -95,16 +95,18 @@ struct BatchSizes {
 }
 
 impl BatchSizes {
-    fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<BatchSizes> {
-        use std::io::{Read as _, Write as _};
-        let mut stream = std::net::TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text)?;
+    fn scrape(addr: SocketAddr) -> anyhow::Result<BatchSizes> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let text = runtime.block_on(async {
+            let mut connection = Connection::connect(addr).await?;
+            let status = connection
+                .send(&request_bytes("GET", "/metrics", addr, &[], b""))
+                .await?;
+            anyhow::ensure!(status == 200, "GET /metrics answered {status}");
+            Ok(String::from_utf8_lossy(connection.body()).into_owned())
+        })?;
         let value = |name: &str| {
             text.lines()
                 .find_map(|line| {
