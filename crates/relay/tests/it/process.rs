@@ -941,16 +941,16 @@ async fn two_relays_on_one_database_share_the_work_without_duplicating_an_effect
         "SELECT count(*)::text AS value FROM sys.outbox WHERE status = 'delivered'",
     )
     .await;
-    let (mut by_first, mut by_second) = (0, 0);
-    for _ in 0..20 {
-        let (a, b) = (first.metrics().await, second.metrics().await);
-        by_first = delivered_total(&a, "chatwoot") + delivered_total(&a, "onec");
-        by_second = delivered_total(&b, "chatwoot") + delivered_total(&b, "onec");
-        if i64::try_from(by_first + by_second).unwrap() >= delivered_entries {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    async fn delivered_by(relay: &Relay) -> u64 {
+        let metrics = relay.metrics().await;
+        delivered_total(&metrics, "chatwoot") + delivered_total(&metrics, "onec")
     }
+    eventually(Duration::from_secs(2), || async {
+        let counted = delivered_by(&first).await + delivered_by(&second).await;
+        i64::try_from(counted).unwrap() >= delivered_entries
+    })
+    .await;
+    let (by_first, by_second) = (delivered_by(&first).await, delivered_by(&second).await);
     let figures = serde_json::json!({
         "test": "two_relays",
         "expected": audit.expected,
