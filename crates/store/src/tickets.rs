@@ -52,6 +52,23 @@ pub enum CreateOutcome {
     UnknownClient,
 }
 
+/// The client a create names: by id, else by phone, else e-mail, else INN (the first
+/// that matches). One rule for the single and the batched create; the arguments are the
+/// SQL expressions holding the four values.
+#[rustfmt::skip]
+macro_rules! find_client {
+    ($id:literal, $phone:literal, $email:literal, $inn:literal) => {
+        concat!(
+            "SELECT client_id FROM (",
+            " SELECT client_id, 1 AS rank FROM cons.clients WHERE client_id = ", $id,
+            " UNION ALL SELECT client_id, 2 FROM cons.clients WHERE phone_number = ", $phone,
+            " UNION ALL SELECT client_id, 3 FROM cons.clients WHERE email = ", $email,
+            " UNION ALL SELECT client_id, 4 FROM cons.clients WHERE org_inn = ", $inn,
+            ") matches ORDER BY rank LIMIT 1"
+        )
+    };
+}
+
 /// One statement, so one atomic unit and one round trip: claim the idempotency key, find
 /// the client by id or natural key (or create it), insert the ticket, its first history
 /// row and one outbox entry per target. When the key is already taken the statement
@@ -60,7 +77,8 @@ pub enum CreateOutcome {
 /// A new client that a concurrent request committed after this statement's snapshot is
 /// invisible to `found` and skipped by `ON CONFLICT`; then the ticket's `client_id` is NULL
 /// and the NOT NULL constraint aborts the whole statement, which `create` runs again.
-const CREATE_SQL: &str = r#"
+const CREATE_SQL: &str = concat!(
+    r#"
 WITH claim AS (
     INSERT INTO sys.idempotency_keys (principal, operation, key, request_sha256, cons_id)
     SELECT $1, $2, $3, $4, $5 WHERE $3 IS NOT NULL
@@ -69,12 +87,9 @@ WITH claim AS (
 ), go AS (
     SELECT 1 WHERE $3 IS NULL OR EXISTS (SELECT 1 FROM claim)
 ), found AS (
-    SELECT client_id FROM (
-        SELECT client_id, 1 AS rank FROM cons.clients WHERE client_id = $6
-        UNION ALL SELECT client_id, 2 FROM cons.clients WHERE phone_number = $7
-        UNION ALL SELECT client_id, 3 FROM cons.clients WHERE email = $8
-        UNION ALL SELECT client_id, 4 FROM cons.clients WHERE org_inn = $9
-    ) matches ORDER BY rank LIMIT 1
+    "#,
+    find_client!("$6", "$7", "$8", "$9"),
+    r#"
 ), created AS (
     INSERT INTO cons.clients (client_id, name, phone_number, email, org_inn, code_abonent, company_name)
     SELECT $10, $11, $7, $8, $9, $12, $13 FROM go
@@ -97,7 +112,8 @@ WITH claim AS (
     FROM ticket CROSS JOIN unnest($23::text[]) AS target
 )
 SELECT cons_id, client_id, created_at FROM ticket
-"#;
+"#
+);
 
 #[derive(QueryableByName)]
 struct InsertedTicket {
@@ -228,7 +244,8 @@ async fn insert(
 /// request of the same batch); the caller runs those through [`create`], which knows how
 /// to create a client, replay, or refuse. A key still in flight in another transaction
 /// makes the claim wait, as in [`create`], and `lock_timeout` then fails the whole batch.
-const CREATE_BATCH_SQL: &str = r#"
+const CREATE_BATCH_SQL: &str = concat!(
+    r#"
 WITH request AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::uuid[], $6::text[],
                          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
@@ -238,13 +255,15 @@ WITH request AS (
              consultation_type, source, lang, topic, comment, importance, scheduled_at,
              sync_chatwoot, sync_onec, to_chatwoot, to_onec)
 ), found AS (
-    SELECT request.*, found.found_client_id FROM request CROSS JOIN LATERAL (
-        SELECT client_id AS found_client_id FROM (
-            SELECT client_id, 1 AS rank FROM cons.clients WHERE client_id = request.client_id
-            UNION ALL SELECT client_id, 2 FROM cons.clients WHERE phone_number = request.phone_number
-            UNION ALL SELECT client_id, 3 FROM cons.clients WHERE email = request.email
-            UNION ALL SELECT client_id, 4 FROM cons.clients WHERE org_inn = request.org_inn
-        ) matches ORDER BY rank LIMIT 1
+    SELECT request.*, found.client_id AS found_client_id FROM request CROSS JOIN LATERAL (
+        "#,
+    find_client!(
+        "request.client_id",
+        "request.phone_number",
+        "request.email",
+        "request.org_inn"
+    ),
+    r#"
     ) found
 ), claim AS (
     INSERT INTO sys.idempotency_keys (principal, operation, key, request_sha256, cons_id)
@@ -270,7 +289,8 @@ WITH request AS (
     WHERE wanted
 )
 SELECT cons_id, client_id, created_at FROM ticket
-"#;
+"#
+);
 
 /// Creates, in one statement, every ticket of `requests` whose client exists and whose
 /// key (if any) is free. The answer has one entry per request, in order: `None` for a
