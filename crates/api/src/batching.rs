@@ -63,7 +63,7 @@ impl CreateBatcher {
     /// Starts the batch writer, and the task that wakes the relay after its commits, on
     /// the current tokio runtime.
     pub fn start(pool: Pool) -> CreateBatcher {
-        let waker = RelayWaker::start(pool.clone());
+        let waker = RelayWaker::start(pool.clone(), cons_store::wake::Channel::Outbox);
         let (queue, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(pool.clone(), waker.clone(), receiver));
         CreateBatcher { queue, pool, waker }

@@ -12,7 +12,7 @@ mod handlers;
 pub mod metrics;
 pub mod signature;
 pub mod state;
-mod wake;
+pub mod wake;
 
 use crate::config::ApiConfig;
 use crate::errors::ApiError;
@@ -177,6 +177,7 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
     }
     let state = AppState {
         creates: batching::CreateBatcher::start(pool.clone()),
+        inbox_waker: wake::RelayWaker::start(pool.clone(), cons_store::wake::Channel::Inbox),
         pool,
         service_tokens: config.service_tokens.clone(),
         intake: config.intake,

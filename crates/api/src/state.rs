@@ -4,6 +4,7 @@ use crate::access::Access;
 use crate::auth::ServiceTokens;
 use crate::batching::CreateBatcher;
 use crate::handlers::webhooks::WebhookAuth;
+use crate::wake::RelayWaker;
 use cons_domain::IntakeLimits;
 use cons_store::Pool;
 
@@ -16,6 +17,8 @@ pub struct AppState {
     pub creates: CreateBatcher,
     /// Who may deliver webhooks.
     pub webhooks: WebhookAuth,
+    /// Wakes the relay's inbox loop after a webhook delivery is recorded.
+    pub inbox_waker: RelayWaker,
     /// Client logins, sessions, abuse limits and CORS; one for all workers.
     pub access: std::sync::Arc<Access>,
 }

@@ -1,25 +1,21 @@
 //! Wake-ups: a dedicated connection LISTENs on the `outbox` channel, which writers notify
-//! after they commit entries (`cons_store::outbox::wake_relay`), and on `inbox`, which the
-//! API notifies after recording a webhook, and wakes the loops waiting on each.
+//! after they commit entries, and on `inbox`, which the API notifies after recording a
+//! webhook (both with `cons_store::wake::notify`), and wakes the loops waiting on each.
 //! NOTIFY is only a hint: the loops also poll, and the listener reconnects with a capped
 //! backoff (waking everyone after a reconnect, since notifications sent while it was away
 //! are lost).
 
+use cons_store::wake::Channel;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
-/// The channel writers notify after committing outbox entries.
-pub const CHANNEL: &str = "outbox";
-/// The channel the API notifies after recording a webhook delivery.
-pub const INBOX_CHANNEL: &str = "inbox";
-
 /// Listens on each channel and wakes its `Notify`, until `shutdown` turns true.
 pub async fn listen(
     database_url: String,
-    channels: Vec<(&'static str, Arc<Notify>)>,
+    channels: Vec<(Channel, Arc<Notify>)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let wake_all = || channels.iter().for_each(|(_, wake)| wake.notify_waiters());
@@ -29,7 +25,9 @@ pub async fn listen(
             Ok(mut connection) => {
                 let mut listening = Ok(());
                 for (channel, _) in &channels {
-                    listening = connection.batch_execute(&format!("LISTEN {channel}")).await;
+                    listening = connection
+                        .batch_execute(&format!("LISTEN {}", channel.name()))
+                        .await;
                     if listening.is_err() {
                         break;
                     }
@@ -48,7 +46,7 @@ pub async fn listen(
                                         metrics::counter!("relay_notifications_total").increment(1);
                                         channels
                                             .iter()
-                                            .filter(|(channel, _)| *channel == notification.channel)
+                                            .filter(|(channel, _)| channel.name() == notification.channel)
                                             .for_each(|(_, wake)| wake.notify_waiters());
                                     }
                                     Some(Err(error)) => {

@@ -9,6 +9,7 @@ use crate::effects::config::PeersConfig;
 use crate::worker::Relay;
 use anyhow::Context;
 use cons_store::Pool;
+use cons_store::wake::Channel;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -49,8 +50,8 @@ pub async fn run_with<D: Deliver>(
     tokio::spawn(crate::listener::listen(
         config.database.url.clone(),
         vec![
-            (crate::listener::CHANNEL, relay.waker()),
-            (crate::listener::INBOX_CHANNEL, inbox_wake.clone()),
+            (Channel::Outbox, relay.waker()),
+            (Channel::Inbox, inbox_wake.clone()),
         ],
         shutdown.clone(),
     ));

@@ -42,7 +42,7 @@ pub struct Delivery<'a> {
 }
 
 /// Records a delivery unless the same one was recorded before; true when it is new. The
-/// relay is woken on commit.
+/// caller wakes the relay afterwards (`wake::notify` with `Channel::Inbox`).
 pub async fn record_webhook(
     connection: &mut PooledConnection,
     delivery: &Delivery<'_>,
@@ -55,12 +55,10 @@ pub async fn record_webhook(
     }
     let inserted = crate::cached::Cached(
         diesel::sql_query(
-            "WITH ins AS (
-             INSERT INTO log.webhook_inbox (source, event, dedup_key, delivery_id, body)
+            "INSERT INTO log.webhook_inbox (source, event, dedup_key, delivery_id, body)
              VALUES ($1, $2, $3, $4, $5::jsonb)
              ON CONFLICT (source, dedup_key) DO NOTHING
-             RETURNING id)
-         SELECT id, pg_notify('inbox', '') IS NULL AS _n FROM ins",
+             RETURNING id",
         )
         .bind::<Text, _>(delivery.source.as_str())
         .bind::<Text, _>(delivery.event)

@@ -12,6 +12,7 @@ pub mod pool;
 pub mod schema;
 pub mod settings;
 pub mod tickets;
+pub mod wake;
 
 pub use error::StoreError;
 pub use pool::Pool;

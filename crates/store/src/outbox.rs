@@ -714,18 +714,3 @@ pub async fn delivered_count(connection: &mut PooledConnection) -> Result<i64, S
         .get_result(connection)
         .await?)
 }
-
-/// The channel the relay listens on.
-pub const WAKE_CHANNEL: &str = "outbox";
-
-/// Tells listening relays that entries were committed. Its own transaction, committed
-/// asynchronously: a NOTIFY serialises commits behind one lock held through the WAL flush,
-/// so it must not ride in the transaction that writes the entries, and losing one (a
-/// crash right now) only delays the relay until its next poll.
-pub async fn wake_relay(connection: &mut PooledConnection) -> Result<(), StoreError> {
-    use diesel_async::SimpleAsyncConnection;
-    connection
-        .batch_execute("BEGIN; SET LOCAL synchronous_commit TO off; NOTIFY outbox; COMMIT")
-        .await?;
-    Ok(())
-}

@@ -201,6 +201,9 @@ async fn record(
         .await
         .map_err(cons_store::StoreError::from)?;
     let new = inbound::record_webhook(&mut connection, &delivery).await?;
+    if new {
+        state.inbox_waker.wake();
+    }
     let status = if new { "accepted" } else { "duplicate" };
     count(delivery.source, status);
     tracing::info!(

@@ -202,6 +202,10 @@ pub fn serve(pool: Pool) -> String {
 pub fn serve_with(pool: Pool, access: Access) -> String {
     let state = AppState {
         creates: cons_api::batching::CreateBatcher::start(pool.clone()),
+        inbox_waker: cons_api::wake::RelayWaker::start(
+            pool.clone(),
+            cons_store::wake::Channel::Inbox,
+        ),
         pool,
         service_tokens: ServiceTokens::parse(&format!(
             "site:{SITE_TOKEN},call-centre:{CALL_CENTRE_TOKEN}"

@@ -746,7 +746,7 @@ async fn latency_run(
             }
             other => bail!("ticket {k} was not created: {other:?}"),
         }
-        cons_store::outbox::wake_relay(&mut connection).await?;
+        cons_store::wake::notify(&mut connection, cons_store::wake::Channel::Outbox).await?;
     }
     let expected = tickets * TARGETS;
     let waiting = Instant::now();

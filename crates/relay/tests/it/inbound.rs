@@ -27,6 +27,10 @@ const ONEC_SECRET: &str = "onec-webhook-secret-0123456";
 fn receive_webhooks(world: &World) {
     let state = AppState {
         creates: cons_api::batching::CreateBatcher::start(world.db.pool().clone()),
+        inbox_waker: cons_api::wake::RelayWaker::start(
+            world.db.pool().clone(),
+            cons_store::wake::Channel::Inbox,
+        ),
         pool: world.db.pool().clone(),
         service_tokens: ServiceTokens::default(),
         intake: IntakeLimits::default(),
@@ -454,7 +458,7 @@ async fn a_chatwoot_change_is_on_the_ticket_within_a_second_of_its_webhook() {
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     tokio::spawn(cons_relay::listener::listen(
         world.db.url().to_owned(),
-        vec![(cons_relay::listener::INBOX_CHANNEL, wake.clone())],
+        vec![(cons_store::wake::Channel::Inbox, wake.clone())],
         stopped.clone(),
     ));
     tokio::spawn(inbox::run(

@@ -549,7 +549,7 @@ async fn a_notify_after_commit_wakes_an_idle_relay_also_after_the_listening_sess
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listener = tokio::spawn(cons_relay::listener::listen(
         db.url().to_owned(),
-        vec![(cons_relay::listener::CHANNEL, relay.waker())],
+        vec![(cons_store::wake::Channel::Outbox, relay.waker())],
         stopped.clone(),
     ));
     let running = tokio::spawn(relay.clone().run(stopped));
@@ -608,7 +608,7 @@ async fn a_notify_after_commit_wakes_an_idle_relay_also_after_the_listening_sess
 /// What a writer does after committing entries.
 async fn wake(pool: &cons_store::Pool) {
     let mut connection = pool.get().await.unwrap();
-    cons_store::outbox::wake_relay(&mut connection)
+    cons_store::wake::notify(&mut connection, cons_store::wake::Channel::Outbox)
         .await
         .unwrap();
 }
