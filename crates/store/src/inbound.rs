@@ -403,7 +403,8 @@ async fn enqueue_sync(
     .bind::<Jsonb, _>(payload)
     .execute(tx)
     .await?;
-    diesel::sql_query("SELECT pg_notify('outbox', '')")
+    diesel::sql_query("SELECT pg_notify($1, '')")
+        .bind::<Text, _>(crate::wake::Channel::Outbox.name())
         .execute(tx)
         .await?;
     Ok(())

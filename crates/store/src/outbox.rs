@@ -669,10 +669,11 @@ pub async fn replay(
              FROM (SELECT cons_id, bool_or(target = 'chatwoot') AS chatwoot, bool_or(target = 'onec') AS onec
                    FROM moved GROUP BY cons_id) m
              WHERE t.cons_id = m.cons_id
-         ), wake AS (SELECT pg_notify('outbox', '') WHERE EXISTS (SELECT 1 FROM moved))
+         ), wake AS (SELECT pg_notify($2, '') WHERE EXISTS (SELECT 1 FROM moved))
          SELECT id FROM moved, (SELECT count(*) FROM wake) w ORDER BY id",
     )
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids))
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Int8>, _>(ids)
+    .bind::<diesel::sql_types::Text, _>(crate::wake::Channel::Outbox.name()))
     .load::<Moved>(connection)
     .await?;
     Ok(moved.into_iter().map(|m| m.id).collect())
