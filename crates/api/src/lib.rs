@@ -175,15 +175,13 @@ pub async fn build(config: &ApiConfig) -> anyhow::Result<Application> {
         // and retried on the first login (the API serves service tokens meanwhile).
         oidc.keys().refresh().await;
     }
-    let state = AppState {
-        creates: batching::CreateBatcher::start(pool.clone()),
-        inbox_waker: wake::RelayWaker::start(pool.clone(), cons_store::wake::Channel::Inbox),
+    let state = AppState::start(
         pool,
-        service_tokens: config.service_tokens.clone(),
-        intake: config.intake,
-        webhooks: config.webhooks.clone(),
-        access: std::sync::Arc::new(access),
-    };
+        config.service_tokens.clone(),
+        config.intake,
+        config.webhooks.clone(),
+        access,
+    );
     let listener = TcpListener::bind(config.bind)
         .with_context(|| format!("could not bind {}", config.bind))?;
     let port = listener.local_addr()?.port();

@@ -7,6 +7,7 @@ use crate::handlers::webhooks::WebhookAuth;
 use crate::wake::RelayWaker;
 use cons_domain::IntakeLimits;
 use cons_store::Pool;
+use cons_store::wake::Channel;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,4 +22,26 @@ pub struct AppState {
     pub inbox_waker: RelayWaker,
     /// Client logins, sessions, abuse limits and CORS; one for all workers.
     pub access: std::sync::Arc<Access>,
+}
+
+impl AppState {
+    /// The state over `pool`, with the create batcher and the inbox waker started on the
+    /// current tokio runtime.
+    pub fn start(
+        pool: Pool,
+        service_tokens: ServiceTokens,
+        intake: IntakeLimits,
+        webhooks: WebhookAuth,
+        access: Access,
+    ) -> AppState {
+        AppState {
+            creates: CreateBatcher::start(pool.clone()),
+            inbox_waker: RelayWaker::start(pool.clone(), Channel::Inbox),
+            pool,
+            service_tokens,
+            intake,
+            webhooks,
+            access: std::sync::Arc::new(access),
+        }
+    }
 }

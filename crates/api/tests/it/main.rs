@@ -200,25 +200,20 @@ pub fn serve(pool: Pool) -> String {
 }
 
 pub fn serve_with(pool: Pool, access: Access) -> String {
-    let state = AppState {
-        creates: cons_api::batching::CreateBatcher::start(pool.clone()),
-        inbox_waker: cons_api::wake::RelayWaker::start(
-            pool.clone(),
-            cons_store::wake::Channel::Inbox,
-        ),
+    let state = AppState::start(
         pool,
-        service_tokens: ServiceTokens::parse(&format!(
+        ServiceTokens::parse(&format!(
             "site:{SITE_TOKEN},call-centre:{CALL_CENTRE_TOKEN}"
         ))
         .unwrap(),
-        intake: IntakeLimits::default(),
-        webhooks: cons_api::WebhookAuth {
+        IntakeLimits::default(),
+        cons_api::WebhookAuth {
             chatwoot: WebhookSecrets::parse(CHATWOOT_SECRET).unwrap(),
             chatwoot_allow_unsigned: false,
             onec: WebhookSecrets::parse(ONEC_SECRET).unwrap(),
         },
-        access: std::sync::Arc::new(access),
-    };
+        access,
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = HttpServer::new(move || cons_api::app(state.clone()))

@@ -25,32 +25,25 @@ const ONEC_SECRET: &str = "onec-webhook-secret-0123456";
 /// Serves the production API over the world's database and points both simulators'
 /// webhooks at it.
 fn receive_webhooks(world: &World) {
-    let state = AppState {
-        creates: cons_api::batching::CreateBatcher::start(world.db.pool().clone()),
-        inbox_waker: cons_api::wake::RelayWaker::start(
-            world.db.pool().clone(),
-            cons_store::wake::Channel::Inbox,
-        ),
-        pool: world.db.pool().clone(),
-        service_tokens: ServiceTokens::default(),
-        intake: IntakeLimits::default(),
-        // No logins here: only the webhook routes are used.
-        access: std::sync::Arc::new(
-            cons_api::access::Access::new(
-                &cons_api::access::config::AccessConfig::from_env(
-                    &cons_store::settings::Env::from_pairs([]).unwrap(),
-                )
-                .unwrap(),
-                cons_api::access::JWKS_REFRESH_INTERVAL,
-            )
-            .unwrap(),
-        ),
-        webhooks: WebhookAuth {
+    let state = AppState::start(
+        world.db.pool().clone(),
+        ServiceTokens::default(),
+        IntakeLimits::default(),
+        WebhookAuth {
             chatwoot: WebhookSecrets::parse(CHATWOOT_SECRET).unwrap(),
             chatwoot_allow_unsigned: false,
             onec: WebhookSecrets::parse(ONEC_SECRET).unwrap(),
         },
-    };
+        // No logins here: only the webhook routes are used.
+        cons_api::access::Access::new(
+            &cons_api::access::config::AccessConfig::from_env(
+                &cons_store::settings::Env::from_pairs([]).unwrap(),
+            )
+            .unwrap(),
+            cons_api::access::JWKS_REFRESH_INTERVAL,
+        )
+        .unwrap(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = HttpServer::new(move || cons_api::app(state.clone()))
