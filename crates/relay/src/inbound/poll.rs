@@ -22,6 +22,12 @@ const PAGE: u32 = 100;
 /// Where a first poll starts: documents changed in the last day (older tickets have no
 /// 1C document changes we could have missed that reconciliation would not repair).
 const FIRST_LOOKBACK: Span = Span::days(1);
+/// How far behind our clock the watermark stays. 1C stamps a change to the second (and
+/// its clock may differ a little from ours), so a document can still change within a
+/// second the watermark has reached, with a `Ref_Key` below the watermark's: keyed on
+/// that second, it would be skipped. Documents of this window are read again by the next
+/// pass and change nothing (their `DataVersion` is known).
+const SETTLE: Span = Span::seconds(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermark {
@@ -53,14 +59,15 @@ pub async fn poll_once(pool: &Pool, client: &OnecClient) -> Result<PollReport, P
     let stored = inbound::read_cursor(&mut connection().await?, CURSOR)
         .await?
         .and_then(|value| serde_json::from_value::<Watermark>(value).ok());
-    let mut watermark = stored.unwrap_or(Watermark {
+    // Where this pass reads next: after the last document it read.
+    let mut position = stored.unwrap_or(Watermark {
         changed_at: Utc::now() - FIRST_LOOKBACK,
         ref_key: Uuid::nil(),
     });
     let mut report = PollReport::default();
     loop {
         let page = client
-            .consultations_changed_since((watermark.changed_at, watermark.ref_key), PAGE)
+            .consultations_changed_since((position.changed_at, position.ref_key), PAGE)
             .await?;
         let mut connection = connection().await?;
         for document in &page {
@@ -74,28 +81,32 @@ pub async fn poll_once(pool: &Pool, client: &OnecClient) -> Result<PollReport, P
             report.applied += usize::from(status == InboxStatus::Applied);
         }
         drop(connection);
-        // `ДатаИзменения` can lie in the future (scheduled consultations): the watermark
-        // never passes "now", so such a document is read again (and changes nothing)
-        // until its time has come, and nothing changed meanwhile is skipped.
-        let now = Utc::now();
-        if let Some(last) = page.last() {
-            let changed_at = last.date_changed.unwrap_or(watermark.changed_at);
-            watermark = if changed_at > now {
-                Watermark {
-                    changed_at: now,
-                    ref_key: Uuid::nil(),
-                }
-            } else {
-                Watermark {
-                    changed_at,
-                    ref_key: last.ref_key,
-                }
-            };
-        }
-        if page.len() < PAGE as usize || page.last().and_then(|d| d.date_changed) > Some(now) {
+        let Some(last) = page.last() else {
+            break;
+        };
+        position = Watermark {
+            changed_at: last.date_changed.unwrap_or(position.changed_at),
+            ref_key: last.ref_key,
+        };
+        // Pages are in date order: after one ending in the future (a scheduled
+        // consultation's `ДатаИзменения`, onec.md §8) only future ones follow.
+        if page.len() < PAGE as usize || position.changed_at > Utc::now() {
             break;
         }
     }
+    // The stored watermark never passes `SETTLE` before now: documents of a second that
+    // may still see changes, and future-dated ones, are read again by the next passes
+    // (and change nothing) until their time has passed, so nothing changed meanwhile is
+    // skipped.
+    let settled = Utc::now() - SETTLE;
+    let watermark = if position.changed_at > settled {
+        Watermark {
+            changed_at: settled,
+            ref_key: Uuid::nil(),
+        }
+    } else {
+        position
+    };
     if stored != Some(watermark) {
         inbound::write_cursor(
             &mut connection().await?,

@@ -392,7 +392,9 @@ async fn a_quiet_system_writes_nothing_for_a_whole_reconcile_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_poller_misses_nothing_across_pages_and_restarts() {
     let world = world().await;
-    // More tickets than one page, all changed in 1C within the same second.
+    // More tickets than one page, all changed in 1C within the same second, which may be
+    // the second of their creation: the poller's watermark must not skip them (it stays
+    // behind the seconds that may still change).
     world.onec.set_daily_limit(None);
     let mut tickets = Vec::new();
     for i in 0..130 {
